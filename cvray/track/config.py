@@ -1,0 +1,74 @@
+"""``TrackConfig``: every threshold of the tracker, named (the ``track:`` section of a config).
+
+Defaults follow ByteTrack (Zhang et al. 2022) where it has a value; times are given at a reference
+frame rate of 30 fps and scaled to the sequence's frame rate (``max_age`` frames at 30 fps).
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from cvray.config import CvrayModel
+
+__all__ = ["AppearanceConfig", "CMCConfig", "KalmanConfig", "TrackConfig"]
+
+
+class KalmanConfig(CvrayModel):
+    """Noise of the constant-velocity filter, relative to box size (ByteTrack/BoT-SORT values)."""
+
+    std_weight_position: float = Field(1.0 / 20, gt=0, description="position std per unit of box size")
+    std_weight_velocity: float = Field(1.0 / 160, gt=0, description="velocity std per unit of box size")
+
+
+class AppearanceConfig(CvrayModel):
+    """Appearance embeddings and how much they weigh in the first association."""
+
+    extractor: Literal["none", "histogram", "cnn"] = Field(
+        "none", description="none, training-free colour histogram, or a cvray-trained CNN")
+    weights: str | None = Field(None, description="path of CNN weights (state_dict, loaded weights_only)")
+    weight: float = Field(0.25, ge=0, le=1, description="cost = (1-w)*IoU distance + w*cosine distance")
+    max_distance: float = Field(0.5, ge=0, le=2, description="cosine distance above which a pair is gated out")
+    ema_momentum: float = Field(0.9, ge=0, lt=1, description="gallery EMA: e = m*e + (1-m)*new")
+    hist_bins: int = Field(8, ge=2, description="bins per HSV channel of the histogram extractor")
+    hist_stripes: int = Field(3, ge=1, description="horizontal stripes of the histogram extractor")
+    crop_size: tuple[int, int] = Field((64, 32), description="CNN input crop (height, width)")
+
+
+class CMCConfig(CvrayModel):
+    """Camera-motion compensation (global affine between consecutive frames)."""
+
+    enabled: bool = False
+    max_features: int = Field(400, ge=10, description="corners tracked between frames")
+    downscale: int = Field(2, ge=1, description="frames are shrunk by this factor before matching")
+    ransac_threshold: float = Field(3.0, gt=0, description="RANSAC reprojection threshold (pixels)")
+
+
+class TrackConfig(CvrayModel):
+    """Tracker thresholds. Scores are detector confidences, costs are distances in [0, 1]."""
+
+    high_score: float = Field(0.6, ge=0, le=1, description="detections >= this enter the first association")
+    low_score: float = Field(0.1, ge=0, le=1, description="detections in [low, high) enter the second one")
+    new_track_score: float = Field(0.7, ge=0, le=1, description="unmatched high detections >= this start tracks")
+    two_stage: bool = Field(True, description="associate low-score detections in a second stage (BYTE)")
+    match_max_cost: float = Field(0.8, gt=0, description="first association: no match above this cost")
+    second_max_cost: float = Field(0.5, gt=0, description="second association (IoU only): max 1-IoU")
+    tentative_max_cost: float = Field(0.7, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
+    gating: Literal["none", "mahalanobis", "iou", "centre"] = Field(
+        "mahalanobis", description="pairs failing the gate are never matched")
+    mahalanobis_gate: float = Field(9.4877, gt=0, description="chi-square 0.95 quantile, 4 dof")
+    centre_gate: float = Field(2.0, gt=0, description="centre distance gate in units of track box diagonal")
+    min_hits: int = Field(3, ge=1, description="tentative -> confirmed after this many matched frames")
+    max_age: int = Field(30, ge=1, description="lost tracks are deleted after this many frames at 30 fps")
+    reference_fps: float = Field(30.0, gt=0, description="frame rate at which max_age is given")
+    fuse_score: bool = Field(True, description="multiply IoU similarity by detection score (ByteTrack)")
+    per_class: bool = Field(False, description="only match detections and tracks of the same class")
+    output_tentative: bool = Field(False, description="also output tentative tracks")
+    log_associations: bool = Field(False, description="keep a per-frame association log")
+    kalman: KalmanConfig = Field(default_factory=KalmanConfig)
+    appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
+    cmc: CMCConfig = Field(default_factory=CMCConfig)
+
+    def max_age_frames(self, frame_rate: float) -> int:
+        """``max_age`` scaled from ``reference_fps`` to the sequence's frame rate."""
+        return max(1, int(round(self.max_age * frame_rate / self.reference_fps)))

@@ -1,0 +1,156 @@
+"""MOTChallenge files: ``gt.txt`` / ``det.txt`` / tracker txt, ``seqinfo.ini``, sequence folders.
+
+A MOT file is parsed into an ``(N, 10)`` float64 array with the columns of :data:`MOT_COLUMNS`
+(missing trailing columns are filled with -1, MOT15 2D files have 10 columns, MOT16/17 gt 9):
+``frame, id, x, y, w, h, conf, class, visibility, z`` -- boxes are top-left x, y, width, height in
+pixels, frames start at 1. Every read goes through :mod:`cvray.io.storage`, so paths may be local
+or ``s3://``. Errors name the file and line.
+"""
+from __future__ import annotations
+
+import configparser
+import io as _io
+import posixpath
+from dataclasses import dataclass
+
+import numpy as np
+
+from cvray.io import storage
+
+__all__ = ["MOT_COLUMNS", "MOTFormatError", "SeqInfo", "find_sequences", "format_mot", "parse_mot",
+           "read_mot", "read_seqinfo", "split_frames", "write_mot"]
+
+MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility", "z")
+FRAME, ID, X, Y, W, H, CONF, CLS, VIS, Z = range(10)
+
+
+class MOTFormatError(ValueError):
+    """A MOTChallenge file or seqinfo.ini is malformed; the message names file and line."""
+
+
+def parse_mot(text: str, source: str = "<text>") -> np.ndarray:
+    """Parse MOTChallenge text (comma or whitespace separated) into an (N, 10) array."""
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.replace(",", " ").split()
+        if len(parts) < 6:
+            raise MOTFormatError(f"{source}:{lineno}: expected at least 6 fields "
+                                 f"(frame,id,x,y,w,h), got {len(parts)}: {line!r}")
+        try:
+            vals = [float(p) for p in parts[:10]]
+        except ValueError:
+            raise MOTFormatError(f"{source}:{lineno}: non-numeric field in {line!r}") from None
+        if not np.all(np.isfinite(vals)):
+            raise MOTFormatError(f"{source}:{lineno}: non-finite value in {line!r}")
+        if vals[FRAME] < 1 or vals[FRAME] != int(vals[FRAME]):
+            raise MOTFormatError(f"{source}:{lineno}: frame must be an integer >= 1, got {parts[0]}")
+        rows.append(vals + [-1.0] * (10 - len(vals)))
+    out = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
+    return out[np.lexsort((out[:, ID], out[:, FRAME]))] if len(out) else out
+
+
+def read_mot(uri: str) -> np.ndarray:
+    """Read a MOTChallenge txt file (local path or URI) into an (N, 10) array sorted by frame, id."""
+    return parse_mot(storage.read_bytes(uri).decode("utf-8", errors="replace"), source=uri)
+
+
+def format_mot(rows: np.ndarray) -> str:
+    """MOTChallenge tracker format: ``frame,id,x,y,w,h,conf,-1,-1,-1`` one line per box."""
+    rows = np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[1] if np.ndim(rows) == 2 else 10)
+    buf = _io.StringIO()
+    for r in rows:
+        conf = r[CONF] if rows.shape[1] > CONF else 1.0
+        buf.write(f"{int(r[FRAME])},{int(r[ID])},{r[X]:.2f},{r[Y]:.2f},{r[W]:.2f},{r[H]:.2f},"
+                  f"{conf:.4f},-1,-1,-1\n")
+    return buf.getvalue()
+
+
+def write_mot(rows: np.ndarray, uri: str) -> None:
+    """Atomically write tracker rows as MOTChallenge txt."""
+    storage.write_bytes(uri, format_mot(rows).encode())
+
+
+def split_frames(rows: np.ndarray) -> dict[int, np.ndarray]:
+    """Group rows (sorted by frame) into ``{frame: rows}`` without copying per row."""
+    if len(rows) == 0:
+        return {}
+    frames = rows[:, FRAME].astype(np.int64)
+    order = np.argsort(frames, kind="stable")
+    rows, frames = rows[order], frames[order]
+    uniq, start = np.unique(frames, return_index=True)
+    ends = np.append(start[1:], len(rows))
+    return {int(f): rows[s:e] for f, s, e in zip(uniq, start, ends)}
+
+
+@dataclass(frozen=True)
+class SeqInfo:
+    """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``."""
+
+    name: str
+    frame_rate: float = 30.0
+    seq_length: int = 0
+    im_width: int = 0
+    im_height: int = 0
+    im_dir: str = "img1"
+    im_ext: str = ".jpg"
+
+
+def read_seqinfo(uri: str) -> SeqInfo:
+    """Parse ``seqinfo.ini``; missing optional keys take MOTChallenge defaults."""
+    parser = configparser.ConfigParser()
+    try:
+        parser.read_string(storage.read_bytes(uri).decode("utf-8", errors="replace"), source=uri)
+    except configparser.Error as exc:
+        raise MOTFormatError(f"{uri}: not a valid ini file ({exc})") from None
+    if "Sequence" not in parser:
+        raise MOTFormatError(f"{uri}: missing [Sequence] section")
+    s = parser["Sequence"]
+    try:
+        return SeqInfo(
+            name=s.get("name", posixpath.basename(posixpath.dirname(uri.rstrip("/"))) or "seq"),
+            frame_rate=float(s.get("frameRate", 30)),
+            seq_length=int(s.get("seqLength", 0)),
+            im_width=int(s.get("imWidth", 0)),
+            im_height=int(s.get("imHeight", 0)),
+            im_dir=s.get("imDir", "img1"),
+            im_ext=s.get("imExt", ".jpg"),
+        )
+    except ValueError as exc:
+        raise MOTFormatError(f"{uri}: bad value in [Sequence] ({exc})") from None
+
+
+def find_sequences(uri: str, kind: str = "gt") -> dict[str, str]:
+    """Map sequence name -> txt URI for a file or a folder.
+
+    Accepted layouts: a single file (named after its sequence folder when it is
+    ``<seq>/gt/gt.txt`` or ``<seq>/det/det.txt``, else after its stem); a folder of MOTChallenge
+    sequences ``<seq>/gt/gt.txt`` (``kind="gt"``) or ``<seq>/det/det.txt`` (``kind="det"``); a
+    flat folder of ``<seq>.txt`` (tracker output, TrackEval's ``data/`` folder is also searched).
+    """
+    if not storage.exists(uri):
+        raise FileNotFoundError(f"{uri}: no such file or folder")
+    fs, path = storage.resolve(uri)
+    import pyarrow.fs as pafs
+
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        parent = posixpath.dirname(uri.rstrip("/"))
+        if posixpath.basename(parent) in ("gt", "det"):
+            return {posixpath.basename(posixpath.dirname(parent)): uri}
+        return {posixpath.splitext(posixpath.basename(uri))[0]: uri}
+    found: dict[str, str] = {}
+    for name in storage.list_dirs(uri):
+        cand = storage.join(uri, name, kind, f"{kind}.txt")
+        if storage.exists(cand):
+            found[name] = cand
+    if found:
+        return found
+    for folder in (uri, storage.join(uri, "data")):
+        for f in storage.list_files(folder, suffix=".txt", recursive=False):
+            found[posixpath.splitext(posixpath.basename(f))[0]] = f
+        if found:
+            return found
+    raise FileNotFoundError(f"{uri}: no MOTChallenge sequences found (expected <seq>/{kind}/{kind}.txt "
+                            f"or <seq>.txt files)")
