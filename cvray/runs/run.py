@@ -131,7 +131,8 @@ class start_run:
         from cvray.config import config_to_dict
 
         cfg = config_to_dict(config) if hasattr(config, "model_dump") else (config or {})
-        self.run = Run(root=str(root), id=run_id or new_run_id(command), command=command)
+        root = str(root) if storage.is_s3(str(root)) else storage.resolve(str(root))[1]
+        self.run = Run(root=root, id=run_id or new_run_id(command), command=command)
         self.run.manifest = {
             "schema_version": MANIFEST_SCHEMA_VERSION,
             "run_id": self.run.id,

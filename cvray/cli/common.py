@@ -1,0 +1,118 @@
+"""Shared CLI plumbing: common flags, config loading, and the one output layer.
+
+Commands print nothing themselves while working except progress; at the end they hand a summary
+dict to :func:`emit`, which prints a table (or one JSON object on stdout with ``--json``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Mapping
+
+__all__ = ["CliError", "add_common_args", "console", "emit", "load_cli_config", "progress"]
+
+
+class CliError(Exception):
+    """A usage error (bad flag, missing file): printed in one line, exit code 2."""
+
+
+def add_common_args(p: argparse.ArgumentParser, config: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print the final summary as one JSON object")
+    p.add_argument("--root", default=None, help="runs root URI (default from config: ./cvray-runs)")
+    p.add_argument("--address", default=None, help="Ray cluster address (default RAY_ADDRESS or local)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    if config:
+        p.add_argument("--config", default=None, help="YAML experiment config (configs/*.yaml)")
+        p.add_argument("overrides", nargs="*", default=[],
+                       help="dotted key=value overrides, e.g. train.lr=0.01 seed=3")
+
+
+def load_cli_config(args: argparse.Namespace, extra: list[str] | None = None):
+    """Resolve ``--config`` + overrides (+ flag-derived overrides) into an ExperimentConfig."""
+    from cvray.config import load_config
+
+    overrides = list(extra or []) + list(getattr(args, "overrides", []) or [])
+    if getattr(args, "root", None):
+        overrides.append(f"storage.root={args.root}")
+    if getattr(args, "address", None):
+        overrides.append(f"ray.address={args.address}")
+    cfg = load_config(getattr(args, "config", None), overrides)
+    from cvray.io.storage import S3Options, apply_to_environ
+
+    s = cfg.storage
+    apply_to_environ(S3Options(
+        endpoint_url=s.endpoint_url, region=s.region,
+        access_key_id=s.access_key_id.get_secret_value() if s.access_key_id else None,
+        secret_access_key=s.secret_access_key.get_secret_value() if s.secret_access_key else None,
+    ))
+    return cfg
+
+
+def console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def progress(iterable, total: int | None = None, desc: str = "", disable: bool = False):
+    """A tqdm bar on stderr (kept off stdout so ``--json`` output stays clean)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=disable or not sys.stderr.isatty(),
+                leave=False)
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v and len(v) <= 40:
+            rows.extend(_flatten(v, key + "."))
+        else:
+            rows.append((key, v))
+    return rows
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1e5 else f"{v:.4g}"
+    if isinstance(v, (list, tuple)) and len(v) > 8:
+        return f"[{len(v)} items]"
+    return str(v)
+
+
+def emit(summary: Mapping[str, Any], args: argparse.Namespace, title: str = "summary") -> None:
+    """Print the final summary: a table on stdout, or one JSON object with ``--json``."""
+    if getattr(args, "json", False):
+        sys.stdout.write(json.dumps(summary, default=_json_default, sort_keys=False) + "\n")
+        sys.stdout.flush()
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("key")
+    table.add_column("value", overflow="fold")
+    for k, v in _flatten(summary):
+        table.add_row(k, _fmt(v))
+    Console(highlight=False, width=max(100, Console().width)).print(table)
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:
+        pass
+    return str(o)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")

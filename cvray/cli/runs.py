@@ -1,0 +1,94 @@
+"""``cvray runs list`` / ``cvray runs show RUN``: read runs back from their manifests and tables."""
+from __future__ import annotations
+
+import argparse
+
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+
+
+def register(sub) -> None:
+    p = sub.add_parser("runs", help="list and inspect runs")
+    rs = p.add_subparsers(dest="runs_cmd", metavar="ACTION")
+    ls = rs.add_parser("list", help="committed runs under the runs root, newest first")
+    add_common_args(ls)
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(func=cmd_list)
+    sh = rs.add_parser("show", help="one run: manifest, tables and row counts")
+    add_common_args(sh)
+    sh.add_argument("run", help="run id (or a unique prefix)")
+    sh.set_defaults(func=cmd_show)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+
+
+def _root(args) -> str:
+    return load_cli_config(args).storage.root
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from cvray.runs import list_runs
+
+    root = _root(args)
+    runs = list_runs(root)[: args.limit]
+    rows = [{"run_id": m["run_id"], "command": m.get("command"), "status": m.get("status"),
+             "started_at": m.get("started_at"), "ended_at": m.get("ended_at")} for m in runs]
+    if args.json:
+        emit({"root": root, "runs": rows}, args)
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"runs under {root}")
+    for c in ("run_id", "command", "status", "started_at"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*(str(r[c]) for c in ("run_id", "command", "status", "started_at")))
+    Console(width=140).print(t)
+    return 0
+
+
+def resolve_run_id(root: str, run: str) -> str:
+    from cvray.io import storage
+
+    names = [n for n in storage.list_dirs(root) if n.startswith(run)]
+    committed = [n for n in names if storage.exists(storage.join(root, n, "manifest.json"))]
+    if run in committed:
+        return run
+    if len(committed) == 1:
+        return committed[0]
+    if not committed:
+        raise CliError(f"no committed run matching {run!r} under {root}")
+    raise CliError(f"{run!r} is ambiguous under {root}: {', '.join(committed[:5])}")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from cvray.io import storage
+    from cvray.runs import load_manifest
+
+    root = _root(args)
+    run_id = resolve_run_id(root, args.run)
+    m = load_manifest(root, run_id)
+    tables = {}
+    for name in m.get("tables") or []:
+        parts = storage.list_files(storage.join(root, run_id, "tables", name), suffix=".parquet")
+        import pyarrow.parquet as pq
+
+        rows = 0
+        for p in parts:
+            fs, path = storage.resolve(p)
+            with fs.open_input_file(path) as f:
+                rows += pq.ParquetFile(f).metadata.num_rows
+        tables[name] = {"parts": len(parts), "rows": rows}
+    if args.json:
+        emit({**m, "uri": storage.join(root, run_id), "table_rows": tables}, args)
+        return 0
+    summary = {
+        "run_id": run_id, "uri": storage.join(root, run_id), "command": m.get("argv"),
+        "status": m.get("status"), "error": m.get("error"), "seed": m.get("seed"),
+        "started_at": m.get("started_at"), "ended_at": m.get("ended_at"),
+        "git": (m.get("git") or {}).get("sha"),
+        "dataset": (m.get("dataset") or {}).get("combined") if m.get("dataset") else None,
+        "tables": {k: f"{v['rows']} rows in {v['parts']} part(s)" for k, v in tables.items()},
+        "summary": m.get("summary"),
+    }
+    emit(summary, args, title=f"run {run_id}")
+    return 0

@@ -1,0 +1,76 @@
+"""Connect to a Ray cluster, or start the embedded local one; leave nothing running afterwards.
+
+``RAY_ADDRESS`` / ``--address`` connect to an existing cluster (inside ``ray job submit`` Ray sets
+``RAY_ADDRESS`` itself). Otherwise a local Ray starts with its dashboard and job server bound to
+127.0.0.1 and is shut down when the block ends, so no Ray processes outlive the command.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from typing import Any, Iterator
+
+__all__ = ["cluster_resources", "ray_context"]
+
+log = logging.getLogger(__name__)
+
+# Variables that travel to every Ray worker so storage resolves URIs the same way there.
+_FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION", "AWS_REGION",
+                  "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def _runtime_env() -> dict[str, Any]:
+    env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
+    return {"env_vars": env} if env else {}
+
+
+@contextlib.contextmanager
+def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any]:
+    """Yield the ``ray`` module, initialised; shut down on exit only if we started it."""
+    import ray
+
+    if ray.is_initialized():  # inside a job, a test session or an enclosing context
+        yield ray
+        return
+    address = address or getattr(ray_cfg, "address", None) or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"runtime_env": _runtime_env(), "log_to_driver": False,
+                              "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        include_dashboard = bool(getattr(ray_cfg, "include_dashboard", True))
+        kwargs.update(
+            num_cpus=getattr(ray_cfg, "num_cpus", None),
+            num_gpus=getattr(ray_cfg, "num_gpus", None),
+            include_dashboard=include_dashboard,
+            dashboard_host=getattr(ray_cfg, "dashboard_host", "127.0.0.1"),
+        )
+        try:
+            ray.init(**kwargs)
+        except Exception as exc:  # dashboard deps missing or port clash: run without it
+            if not include_dashboard:
+                raise
+            log.warning("Ray dashboard could not start (%s); continuing without it", exc)
+            kwargs["include_dashboard"] = False
+            ray.init(**kwargs)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def cluster_resources() -> dict[str, Any]:
+    """Resources and node count of the connected cluster (recorded in every run manifest)."""
+    import ray
+
+    if not ray.is_initialized():
+        return {}
+    ctx = ray.get_runtime_context()
+    return {
+        "address": getattr(ctx, "gcs_address", None),
+        "nodes": sum(1 for n in ray.nodes() if n.get("Alive")),
+        "resources": {k: v for k, v in ray.cluster_resources().items() if not k.startswith("node:")},
+        "dashboard_url": getattr(ray.get_runtime_context(), "dashboard_url", None)
+        if hasattr(ray.get_runtime_context(), "dashboard_url") else None,
+    }
