@@ -1,0 +1,54 @@
+"""``cvray eval --gt GT.json --pred PRED.json|PRED.parquet [--iou-type bbox|segm] [--json]``.
+
+Prints the 12 COCO stats (with ``--json``: one object with exactly those 12 keys at top level and
+everything else under ``details``). With ``--save`` the evaluation also becomes a run under the runs
+root (stats, per-class AP, error buckets, confusion matrix and PR curves as Parquet + PNG) that
+``cvray report`` renders.
+"""
+from __future__ import annotations
+
+import argparse
+
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+
+__all__ = ["register", "run_eval"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("eval", help="COCO box/mask AP of predictions against ground truth")
+    p.add_argument("--gt", required=True, help="COCO ground-truth JSON (local or s3://)")
+    p.add_argument("--pred", required=True,
+                   help="COCO results JSON, predictions Parquet file/folder, or a predict run folder")
+    p.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
+    p.add_argument("--save", action="store_true",
+                   help="write an eval run (tables + plots) under the runs root for `cvray report`")
+    add_common_args(p)
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from cvray.data.coco import load_coco
+    from cvray.evaluate.coco import STAT_KEYS, CocoEvalError, coco_evaluate
+    from cvray.evaluate.loaders import load_predictions
+
+    cfg = load_cli_config(args)
+    gt = load_coco(args.gt)
+    preds = load_predictions(args.pred)
+    if args.iou_type == "segm" and preds and "segmentation" not in preds[0]:
+        raise CliError(f"{args.pred}: --iou-type segm needs mask predictions (RLE 'segmentation')")
+    try:
+        result = coco_evaluate(gt, preds, args.iou_type)
+    except CocoEvalError as exc:
+        raise CliError(f"{args.pred}: {exc}") from exc
+    summary: dict = {k: result.stats[k] for k in STAT_KEYS}
+    details = {"iou_type": args.iou_type, "gt": args.gt, "pred": args.pred,
+               "images": result.num_images, "predictions": result.num_predictions}
+    if args.save:
+        from cvray.evaluate.run import write_eval_run
+
+        run_id = write_eval_run(gt, preds, result, root=cfg.storage.root, config=cfg,
+                                argv=getattr(args, "argv", None), sources=details)
+        details["run_id"] = run_id
+    summary["details"] = details
+    emit(summary, args, title=f"COCO {args.iou_type} evaluation")
+    return 0
