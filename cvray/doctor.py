@@ -1,0 +1,155 @@
+"""Environment checklist (pure checks; the CLI renders them). Each check returns a :class:`Check`."""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+__all__ = ["Check", "REQUIRED_IMPORTS", "check_gpu", "check_imports", "check_opencv", "check_ray",
+           "check_storage", "check_detectron2", "run_checks"]
+
+REQUIRED_IMPORTS = {
+    "torch": "torch", "torchvision": "torchvision", "ray": "ray", "numpy": "numpy",
+    "pyarrow": "pyarrow", "cv2": "opencv-python-headless", "pycocotools": "pycocotools",
+    "faster_coco_eval": "faster-coco-eval", "scipy": "scipy", "pydantic": "pydantic",
+    "yaml": "pyyaml", "motmetrics": "motmetrics", "trackeval": "trackeval", "boto3": "boto3",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | fail | warn | skip
+    detail: str
+    required: bool = True
+
+    @property
+    def failed(self) -> bool:
+        return self.required and self.status == "fail"
+
+
+def _version(dist: str, mod) -> str:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return getattr(mod, "__version__", "?")
+
+
+def check_imports() -> list[Check]:
+    out = []
+    for mod_name, dist in REQUIRED_IMPORTS.items():
+        try:
+            mod = importlib.import_module(mod_name)
+            out.append(Check(f"import {mod_name}", "ok", _version(dist, mod)))
+        except Exception as exc:  # a broken install can raise anything at import time
+            out.append(Check(f"import {mod_name}", "fail", f"{type(exc).__name__}: {exc}"))
+    return out
+
+
+def check_ray(ray_cfg=None, address: str | None = None) -> list[Check]:
+    from cvray.raycluster import cluster_resources, ray_context
+
+    try:
+        t = time.time()
+        with ray_context(ray_cfg, address=address) as ray:
+            res = cluster_resources()
+            val = ray.get(ray.remote(lambda: 40 + 2).remote(), timeout=60)
+        where = address or getattr(ray_cfg, "address", None) or os.environ.get("RAY_ADDRESS") or "local"
+        r = res.get("resources", {})
+        detail = (f"{where}: {res.get('nodes')} node(s), CPU={r.get('CPU', 0):g}, GPU={r.get('GPU', 0):g}, "
+                  f"task ok={val == 42}, {time.time() - t:.1f}s")
+        return [Check("ray cluster", "ok" if val == 42 else "fail", detail)]
+    except Exception as exc:
+        return [Check("ray cluster", "fail", f"{type(exc).__name__}: {exc}")]
+
+
+def check_gpu() -> list[Check]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return [Check("gpu", "skip", f"no CUDA GPU visible (torch {torch.__version__}, "
+                                     f"built for CUDA {torch.version.cuda})", required=False)]
+    out = []
+    for i in range(torch.cuda.device_count()):
+        name = torch.cuda.get_device_name(i)
+        try:
+            a = torch.randn(256, 256, device=f"cuda:{i}", dtype=torch.float32)
+            ref = (a.cpu() @ a.cpu())
+            err = float((a @ a).cpu().sub(ref).abs().max())
+            ok = err < 1e-2
+            out.append(Check(f"gpu {i}", "ok" if ok else "fail", f"{name}: matmul max err {err:.2e}"))
+        except Exception as exc:
+            out.append(Check(f"gpu {i}", "fail", f"{name}: {type(exc).__name__}: {exc}"))
+    return out
+
+
+def check_opencv() -> list[Check]:
+    import cv2
+
+    out = []
+    img = (np.arange(64 * 48 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    for ext in (".jpg", ".png"):
+        ok, buf = cv2.imencode(ext, img)
+        dec = cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else None
+        good = dec is not None and dec.shape == img.shape and (ext == ".jpg" or np.array_equal(dec, img))
+        out.append(Check(f"opencv {ext[1:]} codec", "ok" if good else "fail",
+                         f"encode/decode {'round trip' if good else 'failed'}"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "t.mp4")
+        w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 48))
+        for k in range(5):
+            w.write(np.full((48, 64, 3), k * 40, np.uint8))
+        w.release()
+        cap = cv2.VideoCapture(path)
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        cap.release()
+        out.append(Check("opencv mp4 video", "ok" if n == 5 else "fail",
+                         f"wrote 5 frames (mp4v), read back {n}"))
+    return out
+
+
+def check_storage(root: str) -> list[Check]:
+    from cvray.io import storage
+
+    uri = storage.join(root, "_doctor", uuid.uuid4().hex[:8] + ".bin")
+    payload = os.urandom(1024)
+    try:
+        storage.write_bytes(uri, payload)
+        back = storage.read_bytes(uri)
+        storage.rm_tree(storage.join(root, "_doctor"))
+        ok = back == payload
+        return [Check("storage", "ok" if ok else "fail", f"{root}: write/read 1 KiB "
+                                                         f"{'round trip ok' if ok else 'mismatch'}")]
+    except Exception as exc:
+        return [Check("storage", "fail", str(exc))]
+
+
+def check_detectron2() -> list[Check]:
+    try:
+        d2 = importlib.import_module("detectron2")
+        return [Check("detectron2", "ok", getattr(d2, "__version__", "?"), required=False)]
+    except ImportError:
+        return [Check("detectron2", "skip", "not installed (optional backend; see "
+                                            "https://detectron2.readthedocs.io/en/latest/tutorials/install.html)",
+                      required=False)]
+
+
+def run_checks(root: str, ray_cfg=None, address: str | None = None,
+               on_check: Callable[[Check], None] | None = None) -> list[Check]:
+    checks: list[Check] = []
+    for fn in (check_imports, check_gpu, check_opencv, lambda: check_storage(root),
+               check_detectron2, lambda: check_ray(ray_cfg, address)):
+        for c in fn():
+            checks.append(c)
+            if on_check:
+                on_check(c)
+    return checks
