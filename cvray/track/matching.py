@@ -1,0 +1,104 @@
+"""Association costs and assignment as free functions (ByteTrack's ``matching.py``).
+
+Costs are distances in [0, 1] (IoU distance ``1 - IoU``, cosine distance); a pair that must never
+match carries ``inf``. :func:`linear_assignment` solves the rectangular assignment with scipy and
+leaves a row or column unmatched rather than pair it above ``max_cost`` (lapjv's ``cost_limit``
+semantics: an unmatched row or column costs ``max_cost / 2``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["box_iou", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score", "iou_distance",
+           "linear_assignment"]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of xyxy boxes."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def iou_distance(tracks_xyxy: np.ndarray, dets_xyxy: np.ndarray) -> np.ndarray:
+    """``1 - IoU`` between track and detection boxes."""
+    return 1.0 - box_iou(tracks_xyxy, dets_xyxy)
+
+
+def fuse_score(iou_cost: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ByteTrack's score fusion: similarity ``IoU * score``, so confident detections win ties."""
+    return 1.0 - (1.0 - iou_cost) * np.asarray(scores)[None, :]
+
+
+def cosine_distance(track_emb: np.ndarray, det_emb: np.ndarray) -> np.ndarray:
+    """``1 - cos`` between L2-normalised embeddings, in [0, 2]."""
+    if len(track_emb) == 0 or len(det_emb) == 0:
+        return np.zeros((len(track_emb), len(det_emb)))
+    return np.clip(1.0 - np.asarray(track_emb) @ np.asarray(det_emb).T, 0.0, 2.0)
+
+
+def centre_gate(tracks_xyxy: np.ndarray, dets_xyxy: np.ndarray, factor: float) -> np.ndarray:
+    """True where the detection centre lies within ``factor`` track diagonals of the track centre."""
+    t = np.asarray(tracks_xyxy).reshape(-1, 4)
+    d = np.asarray(dets_xyxy).reshape(-1, 4)
+    tc, dc = (t[:, :2] + t[:, 2:]) / 2, (d[:, :2] + d[:, 2:]) / 2
+    diag = np.hypot(t[:, 2] - t[:, 0], t[:, 3] - t[:, 1])
+    dist = np.linalg.norm(tc[:, None, :] - dc[None, :, :], axis=2)
+    return dist <= factor * diag[:, None]
+
+
+def fuse_cost(iou_cost: np.ndarray, app_cost: np.ndarray | None, weight: float,
+              max_app: float) -> np.ndarray:
+    """``(1 - w) * iou_cost + w * app_cost``; pairs whose appearance distance exceeds ``max_app``
+    become ``inf``. Without embeddings the IoU cost is returned unchanged."""
+    if app_cost is None or weight == 0:
+        return iou_cost
+    cost = (1.0 - weight) * iou_cost + weight * app_cost
+    return np.where(app_cost > max_app, np.inf, cost)
+
+
+def linear_assignment(cost: np.ndarray, max_cost: float
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Minimum-cost matching with no pair above ``max_cost``.
+
+    Returns ``(matches (K, 2) [row, col], unmatched_rows, unmatched_cols)``. Pairs that are the
+    only candidate of both their row and column are matched directly (exact, and most pairs in a
+    tracking frame); the remaining ambiguous block is solved by scipy's Hungarian solver on the
+    matrix extended with "stay unmatched" entries of cost ``max_cost / 2``.
+    """
+    cost = np.asarray(cost, dtype=np.float64)
+    n, m = cost.shape
+    valid = np.isfinite(cost) & (cost <= max_cost)
+    row_deg, col_deg = valid.sum(1), valid.sum(0)
+    solo = valid & (row_deg[:, None] == 1) & (col_deg[None, :] == 1)
+    r1, c1 = np.nonzero(solo)
+    rest_r = np.nonzero((row_deg > 0) & ~solo.any(1))[0]
+    rest_c = np.nonzero((col_deg > 0) & ~solo.any(0))[0]
+    r2 = c2 = np.zeros(0, dtype=np.int64)
+    if len(rest_r) and len(rest_c):
+        sub = cost[np.ix_(rest_r, rest_c)]
+        sub_valid = valid[np.ix_(rest_r, rest_c)]
+        a, b = sub.shape
+        big = 2.0 * max_cost + 1.0 + (a + b)           # worse than leaving both unmatched
+        ext = np.full((a + b, b + a), big)
+        ext[:a, :b] = np.where(sub_valid, sub, big)
+        ext[np.arange(a), b + np.arange(a)] = max_cost / 2   # row i stays unmatched
+        ext[a + np.arange(b), np.arange(b)] = max_cost / 2   # column j stays unmatched
+        ext[a:, b:] = 0.0
+        rows, cols = linear_sum_assignment(ext)
+        keep = (rows < a) & (cols < b)
+        keep[keep] = sub_valid[rows[keep], cols[keep]]
+        r2, c2 = rest_r[rows[keep]], rest_c[cols[keep]]
+    matches = np.stack([np.concatenate([r1, r2]), np.concatenate([c1, c2])], axis=1).astype(np.int64)
+    um_r = np.setdiff1d(np.arange(n), matches[:, 0], assume_unique=True)
+    um_c = np.setdiff1d(np.arange(m), matches[:, 1], assume_unique=True)
+    return matches, um_r, um_c

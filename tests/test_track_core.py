@@ -1,0 +1,258 @@
+"""Tracker core: Kalman filter vs hand-computed values, assignment, exact association cases."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cvray.config  # noqa: F401  (compose ExperimentConfig before the track section is imported)
+from cvray.track import matching
+from cvray.track.config import TrackConfig
+from cvray.track.kalman import KalmanFilter, cxcywh_to_xyxy, xyxy_to_cxcywh
+from cvray.track.records import Detections, tracks_from_arrow, tracks_to_arrow
+from cvray.track.tracker import Tracker
+
+CORE = ("kalman", "matching", "track", "tracker", "records", "config", "io", "cmc", "appearance",
+        "diagnostics")
+
+
+def test_cores_do_not_import_ray():
+    root = Path(__file__).resolve().parents[1] / "cvray" / "track"
+    for name in CORE + tuple(f"metrics/{p.stem}" for p in (root / "metrics").glob("*.py")):
+        path = root / f"{name}.py"
+        if not path.exists():
+            continue
+        mods = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                mods |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                mods.add(node.module.split(".")[0])
+        assert "ray" not in mods, path
+
+
+# -- Kalman filter: every number below is computed by hand ---------------------------------------
+# measurement (cx, cy, w, h) = (100, 50, 20, 40), std_weight_position 1/20, velocity 1/160
+def test_kalman_initiate_hand_computed():
+    kf = KalmanFilter(1 / 20, 1 / 160)
+    m, P = kf.initiate(np.array([[100.0, 50.0, 20.0, 40.0]]))
+    np.testing.assert_array_equal(m[0], [100, 50, 20, 40, 0, 0, 0, 0])
+    # std = 2*(1/20)*(w,h,w,h) = (2,4,2,4); 10*(1/160)*(w,h,w,h) = (1.25,2.5,1.25,2.5)
+    np.testing.assert_allclose(np.diag(P[0]), [4, 16, 4, 16, 1.5625, 6.25, 1.5625, 6.25])
+    assert np.count_nonzero(P[0] - np.diag(np.diag(P[0]))) == 0
+
+
+def test_kalman_predict_hand_computed():
+    kf = KalmanFilter(1 / 20, 1 / 160)
+    m, P = kf.initiate(np.array([[100.0, 50.0, 20.0, 40.0]]))
+    m[0, 4] = 3.0  # moving right 3 px / frame
+    m, P = kf.predict(m, P)
+    np.testing.assert_allclose(m[0], [103, 50, 20, 40, 3, 0, 0, 0])
+    # P'_xx = P_xx + P_vv + q_x = 4 + 1.5625 + (20/20)^2 = 6.5625
+    assert P[0, 0, 0] == pytest.approx(6.5625)
+    # P'_xv = P_vv = 1.5625 ; P'_vv = 1.5625 + (20/160)^2 = 1.578125
+    assert P[0, 0, 4] == pytest.approx(1.5625) and P[0, 4, 0] == pytest.approx(1.5625)
+    assert P[0, 4, 4] == pytest.approx(1.578125)
+    # height: 16 + 6.25 + (40/20)^2 = 26.25
+    assert P[0, 3, 3] == pytest.approx(26.25)
+
+
+def test_kalman_update_hand_computed():
+    kf = KalmanFilter(1 / 20, 1 / 160)
+    m, P = kf.initiate(np.array([[100.0, 50.0, 20.0, 40.0]]))
+    m, P = kf.predict(m, P)
+    m2, P2 = kf.update(m, P, np.array([[104.0, 50.0, 20.0, 40.0]]))
+    # S_xx = 6.5625 + r_x (= (20/20)^2 = 1) = 7.5625; the x block decouples from y, w, h
+    s = 7.5625
+    assert m2[0, 0] == pytest.approx(100 + 4 * 6.5625 / s)          # 103.4711
+    assert m2[0, 4] == pytest.approx(4 * 1.5625 / s)                # velocity gain 0.8264
+    np.testing.assert_allclose(m2[0, [1, 2, 3, 5, 6, 7]], [50, 20, 40, 0, 0, 0])
+    assert P2[0, 0, 0] == pytest.approx(6.5625 - 6.5625 ** 2 / s)   # 0.8678
+    assert P2[0, 0, 4] == pytest.approx(1.5625 - 6.5625 * 1.5625 / s)
+    assert P2[0, 4, 4] == pytest.approx(1.578125 - 1.5625 ** 2 / s)
+    # squared Mahalanobis distance of that measurement before the update: 4^2 / 7.5625
+    d2 = kf.gating_distance(m, P, np.array([[104.0, 50.0, 20.0, 40.0], [100, 50, 20, 40]]))
+    np.testing.assert_allclose(d2[0], [16 / s, 0.0])
+
+
+def test_kalman_vectorised_equals_one_by_one():
+    rng = np.random.default_rng(0)
+    z = np.column_stack([rng.uniform(0, 100, (5, 2)), rng.uniform(5, 30, (5, 2))])
+    kf = KalmanFilter()
+    m, P = kf.predict(*kf.initiate(z))
+    m2, P2 = kf.update(m, P, z + 1)
+    for i in range(5):
+        mi, Pi = kf.update(*kf.predict(*kf.initiate(z[i:i + 1])), z[i:i + 1] + 1)
+        np.testing.assert_allclose(mi[0], m2[i])
+        np.testing.assert_allclose(Pi[0], P2[i])
+    np.testing.assert_allclose(xyxy_to_cxcywh(cxcywh_to_xyxy(z)), z)
+
+
+# -- assignment --------------------------------------------------------------------------------
+def test_linear_assignment_respects_max_cost():
+    cost = np.array([[0.1, 0.7], [0.7, np.inf]])
+    # lapjv cost_limit semantics: {(0,0)} + 2 unmatched = 0.1 + 0.8 beats {(0,1),(1,0)} = 1.4
+    m, ur, uc = matching.linear_assignment(cost, 0.8)
+    assert m.tolist() == [[0, 0]] and ur.tolist() == [1] and uc.tolist() == [1]
+    m, _, _ = matching.linear_assignment(np.array([[0.9]]), 0.8)
+    assert len(m) == 0
+    m, ur, uc = matching.linear_assignment(np.zeros((0, 3)), 0.8)
+    assert len(m) == 0 and len(ur) == 0 and uc.tolist() == [0, 1, 2]
+
+
+def test_linear_assignment_matches_bruteforce():
+    from itertools import permutations
+
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        c = rng.uniform(0, 1, (4, 4))
+        c[rng.uniform(size=c.shape) < 0.3] = np.inf
+        mx = 0.6
+        m, _, _ = matching.linear_assignment(c, mx)
+        got = sum(c[i, j] for i, j in m) + (8 - 2 * len(m)) * mx / 2
+        best = np.inf
+        for perm in permutations(range(4)):
+            for mask in range(16):
+                pairs = [(i, perm[i]) for i in range(4) if mask >> i & 1]
+                if any(not c[i, j] <= mx for i, j in pairs):
+                    continue
+                best = min(best, sum(c[i, j] for i, j in pairs) + (8 - 2 * len(pairs)) * mx / 2)
+        assert got == pytest.approx(best)
+
+
+def test_iou_and_cosine():
+    a = np.array([[0, 0, 10, 10]])
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30]])
+    np.testing.assert_allclose(matching.box_iou(a, b), [[50 / 150, 0.0]])
+    e = np.array([[1.0, 0.0]])
+    np.testing.assert_allclose(matching.cosine_distance(e, np.array([[0.0, 1.0], [1.0, 0.0]])), [[1, 0]])
+    fused = matching.fuse_cost(np.array([[0.2, 0.2]]), np.array([[0.1, 0.9]]), 0.5, 0.5)
+    assert fused[0, 0] == pytest.approx(0.15) and np.isinf(fused[0, 1])
+
+
+# -- exact association on hand-built sequences ----------------------------------------------------
+def _box(cx, cy, w=20, h=40):
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def _run(tracker, frames):
+    outs = []
+    for dets in frames:
+        outs.append(tracker.update(Detections(*dets) if not isinstance(dets, Detections) else dets))
+    return outs
+
+
+def test_crossing_objects_keep_ids():
+    """Two objects cross horizontally (A left->right, B right->left) with different heights;
+    at the crossing frames their boxes overlap strongly, the Kalman velocity keeps them apart."""
+    frames = []
+    for t in range(20):
+        xa, xb = 20 + 6 * t, 134 - 6 * t
+        boxes = [_box(xa, 60, 20, 40), _box(xb, 66, 22, 44)]
+        frames.append((boxes[::-1] if t % 2 else boxes, [0.9, 0.9]))  # detection order shuffles
+    outs = _run(Tracker(TrackConfig(min_hits=1)), frames)
+    for t, o in enumerate(outs):
+        assert len(o) == 2
+        a_id = o.ids[np.argmin(np.abs((o.boxes[:, 0] + o.boxes[:, 2]) / 2 - (20 + 6 * t)))]
+        assert a_id == 1, f"frame {t + 1}: object A has id {a_id}"
+
+
+def test_occlusion_gap_and_low_score_recovery():
+    """Object walks right and goes behind an occluder: frames 6-8 it is detected with a low
+    score only (partly hidden), frames 9-10 not at all. Two-stage association keeps the track
+    alive on the low-score detections; both variants coast through the gap on the Kalman
+    prediction and re-find the object with the same id."""
+    def frames():
+        out = []
+        for t in range(14):
+            box = _box(20 + 5 * t, 50)
+            if 5 <= t <= 7:
+                out.append(Detections([box], [0.3]))
+            elif t in (8, 9):
+                out.append(Detections.empty())
+            else:
+                out.append(Detections([box], [0.9]))
+        return out
+
+    two = _run(Tracker(TrackConfig(min_hits=1)), frames())
+    assert [len(o) for o in two] == [1] * 8 + [0] * 2 + [1] * 4
+    assert {int(o.ids[0]) for o in two if len(o)} == {1}
+    assert two[5].scores[0] == pytest.approx(0.3)  # matched to the low-score detection
+
+    one = _run(Tracker(TrackConfig(min_hits=1, two_stage=False)), frames())
+    assert [len(o) for o in one] == [1] * 5 + [0] * 5 + [1] * 4
+    assert {int(o.ids[0]) for o in one if len(o)} == {1}   # still re-found after the gap
+
+
+def test_lost_track_deleted_after_max_age_scaled_by_frame_rate():
+    cfg = TrackConfig(min_hits=1, max_age=30)           # 30 frames at 30 fps = 1 s
+    assert cfg.max_age_frames(10) == 10
+    det = Detections([_box(50, 50)], [0.9])
+    tr = Tracker(cfg, frame_rate=10)
+    tr.update(det)
+    for _ in range(10):
+        tr.update(Detections.empty())
+    assert len(tr.tracks) == 1                          # lost 10 frames: kept
+    tr.update(Detections.empty())
+    assert len(tr.tracks) == 0                          # lost 11 > 10 frames: deleted
+    out = tr.update(det)
+    assert out.ids.tolist() == [2]                      # a new id, from this instance's counter
+    assert Tracker(cfg).update(det).ids.tolist() == [1]  # ids are per instance
+
+
+def test_tentative_needs_min_hits_and_dies_when_missed():
+    cfg = TrackConfig(min_hits=3)
+    tr = Tracker(cfg)
+    tr.update(Detections.empty())                        # frame 1 without detections
+    d = Detections([_box(50, 50)], [0.9])
+    outs = [len(tr.update(d)) for _ in range(4)]
+    assert outs == [0, 0, 1, 1]                          # confirmed at its 3rd hit
+    tr2 = Tracker(cfg)
+    tr2.update(Detections.empty())
+    tr2.update(d)
+    tr2.update(Detections.empty())                       # tentative missed once -> deleted
+    assert len(tr2.tracks) == 0
+
+
+def test_new_track_score_and_gating():
+    cfg = TrackConfig(min_hits=1, new_track_score=0.7)
+    tr = Tracker(cfg)
+    assert len(tr.update(Detections([_box(50, 50)], [0.65]))) == 0   # high but below new-track
+    tr = Tracker(cfg)
+    tr.update(Detections([_box(50, 50)], [0.9]))
+    # same centre, size jumps (20x40 -> 40x60): outside the Mahalanobis gate, not matched
+    far = Detections([[30, 20, 70, 80]], [0.9])   # IoU 1/3, cost 0.7 < max 0.8
+    out = tr.update(far)
+    assert out.ids.tolist() != [1]
+    tr = Tracker(cfg.model_copy(update={"gating": "none"}))
+    tr.update(Detections([_box(50, 50)], [0.9]))
+    assert tr.update(far).ids.tolist() == [1]
+
+
+def test_appearance_resolves_ambiguous_swap():
+    """Two same-size objects exchange positions between frames (IoU can't tell them apart):
+    with embeddings the ids follow appearance."""
+    e1, e2 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    cfg = TrackConfig(min_hits=1, gating="none", appearance={"weight": 0.9, "max_distance": 0.5})
+    tr = Tracker(cfg)
+    a, b = _box(50, 50), _box(56, 50)
+    tr.update(Detections([a, b], [0.9, 0.9], embeddings=np.stack([e1, e2])))
+    out = tr.update(Detections([a, b], [0.9, 0.9], embeddings=np.stack([e2, e1])))
+    assert out.ids[np.argmin(out.boxes[:, 0])] == 2    # the left box now looks like object 2
+
+
+def test_association_log_and_tracks_table():
+    cfg = TrackConfig(min_hits=1, log_associations=True)
+    tr = Tracker(cfg)
+    outs = _run(tr, [([_box(50, 50), _box(150, 50)], [0.9, 0.9]),
+                     ([_box(52, 50), _box(150, 50)], [0.9, 0.3])])
+    first = [r for r in tr.association_log if r["stage"] == "first"]
+    second = [r for r in tr.association_log if r["stage"] == "second"]
+    assert len(first) == 2 and sum(r["matched"] for r in first) == 1
+    assert len(second) == 1 and second[0]["matched"] and second[0]["det_index"] == 1
+    table = tracks_to_arrow(outs, "S")
+    assert table.num_rows == 4 and table.schema.metadata[b"cvray.schema_version"] == b"1"
+    back = tracks_from_arrow(table)["S"]
+    np.testing.assert_allclose(back[:, :6], np.concatenate([o.to_mot() for o in outs])[:, :6], atol=1e-4)
