@@ -75,7 +75,7 @@ class DataConfig(CvrayModel):
 _SECTIONS: dict[str, str] = {
     "train": "cvray.train.config:TrainConfig",
     "track": "cvray.track.config:TrackConfig",
-    "validate": "cvray.validate.config:ValidateConfig",
+    "validation": "cvray.validate.config:ValidateConfig",  # not "validate": BaseModel has one
     "predict": "cvray.predict.config:PredictConfig",
     "eval": "cvray.evaluate.config:EvalConfig",
     "robustness": "cvray.robustness.config:RobustnessConfig",

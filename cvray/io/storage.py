@@ -143,14 +143,15 @@ def resolve(uri: str, options: S3Options | None = None) -> tuple[pafs.FileSystem
 
 def _explain(uri: str, exc: BaseException) -> StorageError:
     text = str(exc)
-    low = text.lower()
-    if "nosuchbucket" in low or "bucket does not exist" in low or "does not exist" in low and is_s3(uri):
-        why = "the bucket does not exist"
-    elif "access denied" in low or "invalidaccesskeyid" in low or "signaturedoesnotmatch" in low or "forbidden" in low:
+    low = text.lower().replace("_", " ")
+    if any(k in low for k in ("access denied", "accessdenied", "invalidaccesskeyid", "signaturedoesnotmatch",
+                              "forbidden", "invalid access key")):
         why = "access denied (check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
-    elif "curl" in low or "connect" in low or "timeout" in low or "resolve host" in low:
+    elif "nosuchbucket" in low or "bucket does not exist" in low or ("does not exist" in low and is_s3(uri)):
+        why = "the bucket does not exist"
+    elif any(k in low for k in ("curl", "connect", "timeout", "timed out", "resolve host", "endpoint url")):
         why = "the S3 endpoint is unreachable (check AWS_ENDPOINT_URL and the network)"
-    elif isinstance(exc, FileNotFoundError) or "not found" in low or "no such file" in low:
+    elif isinstance(exc, FileNotFoundError) or "not found" in low or "no such file" in low or "nosuchkey" in low:
         why = "no such file"
     else:
         why = text.splitlines()[0] if text else type(exc).__name__
@@ -177,8 +178,7 @@ def write_bytes(uri: str, data: bytes, options: S3Options | None = None) -> None
     try:
         if is_s3(uri):
             _check_bucket(fs, uri, path)
-            with fs.open_output_stream(path) as f:
-                f.write(data)
+            _s3_put(uri, path, data, options)
             return
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
@@ -194,6 +194,33 @@ def write_bytes(uri: str, data: bytes, options: S3Options | None = None) -> None
     except StorageError:
         raise
     except OSError as exc:
+        raise _explain(uri, exc) from exc
+
+
+def _s3_put(uri: str, path: str, data: bytes, options: S3Options | None) -> None:
+    """One PUT request: the object appears whole or not at all.
+
+    pyarrow's output streams always use multipart uploads, which some S3-compatible servers
+    (moto among them) answer in a form pyarrow rejects; a single PUT is both simpler and atomic.
+    """
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    o = options or S3Options()
+    env = os.environ
+    client = boto3.client(
+        "s3",
+        endpoint_url=o.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
+        region_name=o.region or env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1",
+        aws_access_key_id=o.access_key_id, aws_secret_access_key=o.secret_access_key,
+        aws_session_token=o.session_token,
+        config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 3}),
+    )
+    bucket, _, key = path.partition("/")
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+    except (BotoCoreError, ClientError) as exc:
         raise _explain(uri, exc) from exc
 
 
