@@ -55,7 +55,7 @@ class TrackConfig(CvrayModel):
     second_max_cost: float = Field(0.5, gt=0, description="second association (IoU only): max 1-IoU")
     tentative_max_cost: float = Field(0.7, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
     gating: Literal["none", "mahalanobis", "iou", "centre"] = Field(
-        "mahalanobis", description="pairs failing the gate are never matched")
+        "iou", description="pairs failing the gate are never matched (iou: no overlap)")
     mahalanobis_gate: float = Field(9.4877, gt=0, description="chi-square 0.95 quantile, 4 dof")
     centre_gate: float = Field(2.0, gt=0, description="centre distance gate in units of track box diagonal")
     min_hits: int = Field(3, ge=1, description="tentative -> confirmed after this many matched frames")
