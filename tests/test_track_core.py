@@ -217,7 +217,7 @@ def test_tentative_needs_min_hits_and_dies_when_missed():
 
 
 def test_new_track_score_and_gating():
-    cfg = TrackConfig(min_hits=1, new_track_score=0.7)
+    cfg = TrackConfig(min_hits=1, new_track_score=0.7, gating="mahalanobis")
     tr = Tracker(cfg)
     assert len(tr.update(Detections([_box(50, 50)], [0.65]))) == 0   # high but below new-track
     tr = Tracker(cfg)
