@@ -36,8 +36,11 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One real local Ray for the whole test session (started lazily, shut down at the end)."""
+def ray_session(s3_server):
+    """One real local Ray for the whole test session (started lazily, shut down at the end).
+
+    Starts after the S3 endpoint so its workers inherit the same ``AWS_*`` variables.
+    """
     import ray
 
     if not ray.is_initialized():
