@@ -17,7 +17,7 @@ import numpy as np
 
 from cvray.io import storage
 
-__all__ = ["MOT_COLUMNS", "MOTFormatError", "SeqInfo", "find_sequences", "format_mot", "parse_mot",
+__all__ = ["MOT_COLUMNS", "MOTFormatError", "SeqInfo", "find_sequences", "format_mot", "is_file", "read_predictions", "parse_mot",
            "read_mot", "read_seqinfo", "split_frames", "write_mot"]
 
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility", "z")
@@ -122,29 +122,36 @@ def read_seqinfo(uri: str) -> SeqInfo:
         raise MOTFormatError(f"{uri}: bad value in [Sequence] ({exc})") from None
 
 
+def is_file(uri: str) -> bool:
+    """True when ``uri`` names an existing file (not a folder)."""
+    import pyarrow.fs as pafs
+
+    fs, path = storage.resolve(uri)
+    return fs.get_file_info(path).type == pafs.FileType.File
+
+
 def find_sequences(uri: str, kind: str = "gt") -> dict[str, str]:
     """Map sequence name -> txt URI for a file or a folder.
 
     Accepted layouts: a single file (named after its sequence folder when it is
     ``<seq>/gt/gt.txt`` or ``<seq>/det/det.txt``, else after its stem); a folder of MOTChallenge
-    sequences ``<seq>/gt/gt.txt`` (``kind="gt"``) or ``<seq>/det/det.txt`` (``kind="det"``); a
+    sequences ``<seq>/gt/gt.txt`` (``kind="gt"``) or ``<seq>/det/det.txt`` (``kind="det"``), also
+    without the middle folder (``<seq>/gt.txt``, motmetrics' data layout); a
     flat folder of ``<seq>.txt`` (tracker output, TrackEval's ``data/`` folder is also searched).
     """
     if not storage.exists(uri):
         raise FileNotFoundError(f"{uri}: no such file or folder")
-    fs, path = storage.resolve(uri)
-    import pyarrow.fs as pafs
-
-    if fs.get_file_info(path).type == pafs.FileType.File:
+    if is_file(uri):
         parent = posixpath.dirname(uri.rstrip("/"))
         if posixpath.basename(parent) in ("gt", "det"):
             return {posixpath.basename(posixpath.dirname(parent)): uri}
         return {posixpath.splitext(posixpath.basename(uri))[0]: uri}
     found: dict[str, str] = {}
     for name in storage.list_dirs(uri):
-        cand = storage.join(uri, name, kind, f"{kind}.txt")
-        if storage.exists(cand):
-            found[name] = cand
+        for cand in (storage.join(uri, name, kind, f"{kind}.txt"), storage.join(uri, name, f"{kind}.txt")):
+            if storage.exists(cand):
+                found[name] = cand
+                break
     if found:
         return found
     for folder in (uri, storage.join(uri, "data")):
@@ -154,3 +161,45 @@ def find_sequences(uri: str, kind: str = "gt") -> dict[str, str]:
             return found
     raise FileNotFoundError(f"{uri}: no MOTChallenge sequences found (expected <seq>/{kind}/{kind}.txt "
                             f"or <seq>.txt files)")
+
+
+def read_predictions(uri: str) -> dict[str, np.ndarray]:
+    """Detections from a ``cvray predict`` predictions Parquet file (or folder of parts) as MOT
+    det rows per sequence: ``{sequence: (N, 10)}`` with ``frame, -1, x, y, w, h, score, label``.
+
+    Video frames (``frame_index`` set, 0-based) are grouped by their source ``file_name`` and
+    numbered ``frame_index + 1``; still images form one sequence named after the file, ordered by
+    ``image_id``.
+    """
+    from cvray.predict.records import detections_from_table
+
+    table = storage.read_parquet(uri) if is_file(uri) else storage.read_table_dir(uri)
+    records = detections_from_table(table)
+    stem = posixpath.splitext(posixpath.basename(uri.rstrip("/")))[0]
+    groups: dict[str, list] = {}
+    for d in records:
+        key = (posixpath.splitext(posixpath.basename(d.file_name or ""))[0] or stem
+               if d.frame_index is not None else stem)
+        groups.setdefault(key, []).append(d)
+    out: dict[str, np.ndarray] = {}
+    for key, recs in groups.items():
+        if all(r.frame_index is not None for r in recs):
+            frames = [int(r.frame_index) + 1 for r in recs]
+        else:
+            order = np.argsort([r.image_id for r in recs], kind="stable")
+            frames = np.empty(len(recs), np.int64)
+            frames[order] = np.arange(1, len(recs) + 1)
+        rows = []
+        for f, r in zip(frames, recs):
+            if len(r) == 0:
+                continue
+            block = np.full((len(r), 10), -1.0)
+            block[:, 0] = f
+            block[:, 2:4] = r.boxes[:, :2]
+            block[:, 4:6] = r.boxes[:, 2:] - r.boxes[:, :2]
+            block[:, 6] = r.scores
+            block[:, 7] = r.labels
+            rows.append(block)
+        arr = np.concatenate(rows) if rows else np.zeros((0, 10))
+        out[key] = arr[np.argsort(arr[:, 0], kind="stable")]
+    return out

@@ -1,0 +1,205 @@
+"""``cvray track``: multi-object tracking from detections, and ``cvray track eval``.
+
+Tracking::
+
+    cvray track --det DET.txt|PRED.parquet [--seqinfo seqinfo.ini] --out DIR [track.max_age=60 ...]
+    cvray track --det MOT_FOLDER --out DIR          # every <seq>/det/det.txt, one Ray actor each
+
+writes ``DIR/<seq>.txt`` (MOTChallenge) and ``DIR/tracks/<seq>.parquet`` per sequence, and a run
+under the runs root. When a sequence folder has ``gt/gt.txt`` the metrics are printed too.
+
+Evaluation::
+
+    cvray track eval --gt GT_DIR_OR_FILE --pred PRED_DIR_OR_FILE [--json]
+
+accepts ``<seq>/gt/gt.txt`` folders or flat ``<seq>.txt`` files and prints per-sequence and
+combined MOTA, MOTP, IDF1, IDSW, Frag, MT/PT/ML, HOTA, DetA, AssA (``--json``: one object keyed
+by sequence name plus ``combined``).
+"""
+from __future__ import annotations
+
+import argparse
+import posixpath
+
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+
+__all__ = ["register", "run_track", "run_track_eval"]
+
+EVAL_KEYS = ("MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN",
+             "HOTA", "DetA", "AssA", "LocA")
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "track", help="track objects from detections (MOT txt / predictions Parquet); `track eval` scores",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("tracking")
+    g.add_argument("--det", help="det.txt, predictions Parquet, or a folder of MOTChallenge sequences")
+    g.add_argument("--seqinfo", help="seqinfo.ini of a single det.txt (default: found beside it)")
+    g.add_argument("--out", help="output folder (local or s3://) for <seq>.txt and tracks Parquet")
+    g.add_argument("--frame-rate", type=float, default=None, help="frame rate when no seqinfo.ini")
+    g.add_argument("--render", action="store_true", help="write a review mp4 per sequence (needs frames)")
+    g.add_argument("--ray", action="store_true", help="use Ray actors even for a single sequence")
+    g.add_argument("--video", help="(end-to-end) video file to detect, segment and track")
+    g.add_argument("--model", help="(end-to-end) model checkpoint for --video")
+    e = p.add_argument_group("evaluation (`cvray track eval`)")
+    e.add_argument("--gt", help="ground truth: <seq>/gt/gt.txt folder, flat <seq>.txt folder, or a file")
+    e.add_argument("--pred", help="tracker output: flat <seq>.txt folder (or TrackEval data/), or a file")
+    e.add_argument("--mot17-classes", action="store_true",
+                   help="MOT16/17 gt: drop predictions on distractor classes, evaluate pedestrians only")
+    add_common_args(p)
+    p.set_defaults(func=_dispatch)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.overrides[:1] == ["eval"]:
+        args.overrides = args.overrides[1:]
+        return run_track_eval(args)
+    return run_track(args)
+
+
+# -- evaluation ----------------------------------------------------------------------------------
+def _round(d: dict) -> dict:
+    """The printed keys, full precision (floats) and exact counts (ints)."""
+    return {k: (float(v) if isinstance(v, float) else int(v)) for k, v in d.items() if k in EVAL_KEYS}
+
+
+def run_track_eval(args: argparse.Namespace) -> int:
+    from cvray.track.io import find_sequences, read_mot
+    from cvray.track.metrics import combine, evaluate_sequence, summarize
+
+    if not args.gt or not args.pred:
+        raise CliError("track eval needs --gt and --pred")
+    try:
+        gts = find_sequences(args.gt, "gt")
+        preds = find_sequences(args.pred, "det")
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    if len(gts) == 1 and len(preds) == 1 and set(gts) != set(preds):  # two single files
+        preds = {next(iter(gts)): next(iter(preds.values()))}
+    common = [s for s in gts if s in preds]
+    if not common:
+        raise CliError(f"no sequence of {args.gt} ({', '.join(gts)}) has tracker output in {args.pred} "
+                       f"({', '.join(preds) or 'none'})")
+    missing = [s for s in gts if s not in preds]
+    import numpy as np
+
+    partials, out = [], {}
+    for seq in gts:
+        pr = read_mot(preds[seq]) if seq in preds else np.zeros((0, 10))
+        part = evaluate_sequence(read_mot(gts[seq]), pr, mot17_classes=args.mot17_classes)
+        partials.append(part)
+        out[seq] = _round(summarize(part))
+    out["combined"] = _round(summarize(combine(partials)))
+    if missing:
+        out["missing_predictions"] = missing  # evaluated as empty tracker output (all FN)
+    if args.json:
+        emit(out, args)
+    else:
+        _print_table(out)
+    return 0
+
+
+def _print_table(out: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
+    table = Table(title="MOT evaluation (HOTA/MOTA/MOTP/IDF1 in %)")
+    table.add_column("sequence")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for seq, vals in out.items():
+        if not isinstance(vals, dict):
+            continue
+        table.add_row(seq, *[f"{vals[k]:.2f}" if isinstance(vals[k], float) else str(vals[k]) for k in keys],
+                      style="bold" if seq == "combined" else None)
+    console = Console(highlight=False, width=160)
+    console.print(table)
+    if out.get("missing_predictions"):
+        console.print(f"missing tracker output (scored as empty): {', '.join(out['missing_predictions'])}")
+
+
+# -- tracking ------------------------------------------------------------------------------------
+def _jobs(args: argparse.Namespace) -> list:
+    from cvray.io import storage
+    from cvray.track.io import find_sequences, is_file, read_predictions, read_seqinfo
+    from cvray.track.workflow import SequenceJob
+
+    det = args.det.rstrip("/")
+    if not storage.exists(det):
+        raise CliError(f"{det}: no such file or folder")
+    if det.endswith(".parquet") or (not is_file(det) and storage.list_files(det, ".parquet", recursive=False)):
+        fr = args.frame_rate or 30.0
+        return [SequenceJob(name=name, det_rows=rows.tolist(), frame_rate=fr)
+                for name, rows in read_predictions(det).items()]
+    try:
+        found = find_sequences(det, "det")
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
+    jobs = []
+    for name, uri in found.items():
+        seq_dir = posixpath.dirname(posixpath.dirname(uri))
+        ini = args.seqinfo if (args.seqinfo and len(found) == 1) else storage.join(seq_dir, "seqinfo.ini")
+        info = read_seqinfo(ini) if storage.exists(ini) else None
+        if info is None and args.seqinfo:
+            raise CliError(f"{args.seqinfo}: no such file")
+        gt = storage.join(seq_dir, "gt", "gt.txt")
+        img = storage.join(seq_dir, info.im_dir) if info else None
+        jobs.append(SequenceJob(
+            name=info.name if info and len(found) == 1 and name == posixpath.basename(det).split(".")[0]
+            else name,
+            det_uri=uri, frame_rate=args.frame_rate or (info.frame_rate if info else 30.0),
+            num_frames=info.seq_length if info else None,
+            image_dir=img if img and storage.exists(img) else None,
+            im_ext=info.im_ext if info else ".jpg",
+            gt_uri=gt if storage.exists(gt) else None))
+    return jobs
+
+
+def run_track(args: argparse.Namespace) -> int:
+    if args.video:
+        raise CliError("--video end-to-end tracking needs a predictor; it is not available in this "
+                       "build (see docs/tracking.md)")
+    if not args.det or not args.out:
+        raise CliError("track needs --det and --out (or `cvray track eval --gt ... --pred ...`)")
+    import pyarrow as pa
+
+    from cvray.runs import start_run
+    from cvray.track.metrics import combine, summarize
+
+    cfg = load_cli_config(args)
+    tcfg = cfg.track
+    jobs = _jobs(args)
+    with start_run("track", config=cfg, root=cfg.storage.root, seed=cfg.seed,
+                   argv=getattr(args, "argv", None)) as run:
+        if args.ray or len(jobs) > 1:
+            from cvray.raycluster import ray_context
+            from cvray.track.distributed import track_sequences
+
+            with ray_context(cfg.ray, args.address):
+                results = track_sequences(jobs, tcfg, args.out, render=args.render)
+        else:
+            from cvray.track.workflow import process_sequence
+
+            results = [process_sequence(jobs[0], tcfg, args.out, render=args.render)]
+        errors = [r for r in results if "error" in r]
+        run.add_issues({"stage": "track", "rule": "sequence.failed", "severity": "error",
+                        "file": r.get("file"), "message": f"{r['sequence']}: {r['error']}"} for r in errors)
+        ok = [r for r in results if "error" not in r]
+        run.write_table("sequences", pa.Table.from_pylist(
+            [{k: v for k, v in r.items() if k not in ("partial",)} for r in ok]))
+        summary: dict = {"out": args.out, "run_id": run.id, "sequences": len(jobs), "failed": len(errors),
+                         "frames": sum(r["frames"] for r in ok), "tracks": sum(r["tracks"] for r in ok),
+                         "boxes": sum(r["boxes"] for r in ok)}
+        partials = [r["partial"] for r in ok if "partial" in r]
+        if partials:
+            metrics = {r["sequence"]: _round(summarize(r["partial"])) for r in ok if "partial" in r}
+            metrics["combined"] = _round(summarize(combine(partials)))
+            run.write_table("metrics", pa.Table.from_pylist([{"sequence": k, **v} for k, v in metrics.items()]))
+            summary["metrics"] = metrics["combined"]
+        if errors:
+            summary["errors"] = {r["sequence"]: r["error"] for r in errors}
+        run.summary.update(summary)
+    emit(summary, args, title="cvray track")
+    return 1 if errors and not ok else 0
