@@ -78,6 +78,13 @@ def _grey_for_hash(im: Image.Image) -> np.ndarray:
     return np.asarray(im.convert("L"))
 
 
+def _png_bit_depth(data: bytes) -> int:
+    """Bit depth from a PNG's IHDR (Pillow opens 48/64-bit PNGs as 8-bit RGB(A) silently)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) > 24:
+        return data[24]
+    return 0
+
+
 def _truncated_trailer(data: bytes, fmt: str) -> bool:
     tail = data.rstrip(b"\x00")
     if fmt == "JPEG":
@@ -115,7 +122,7 @@ def inspect_image(data: bytes, file: str, image_id: int | None = None,
     if mode in _GREY_MODES or mode.startswith("I;16"):
         add(issue("image.grayscale", f"{file}: single-channel image (mode {mode})", file=file,
                   image_id=image_id))
-    if mode in _HIGH_DEPTH_MODES or mode.startswith("I;16"):
+    if mode in _HIGH_DEPTH_MODES or mode.startswith("I;16") or _png_bit_depth(data) > 8:
         add(issue("image.high_bit_depth", f"{file}: {mode} samples (more than 8 bits)", file=file,
                   image_id=image_id))
     if mode in ("CMYK", "YCCK"):

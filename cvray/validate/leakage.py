@@ -25,7 +25,7 @@ from cvray.runs.issues import Issue
 from cvray.validate.rules import issue
 
 __all__ = ["PAIR_SCHEMA", "HashRecord", "band_bounds", "band_values", "bucket_pairs",
-           "exact_duplicate_pairs", "group_leaks", "hamming", "near_duplicate_pairs",
+           "group_leaks", "hamming", "near_duplicate_pairs",
            "pair_issues", "pairs_to_table"]
 
 PAIRS_SCHEMA_VERSION = 1
@@ -86,8 +86,9 @@ def band_values(hashes, threshold: int) -> np.ndarray:
 def bucket_pairs(band: int, members: Sequence[HashRecord], threshold: int) -> list[dict]:
     """Verified near-duplicate pairs among the members of one (band, value) bucket.
 
-    A pair is emitted only here if ``band`` is the first band in which the two hashes agree, and
-    never when the files are byte-identical (those are exact pairs).
+    A pair is emitted only here if ``band`` is the first band in which the two hashes agree.
+    Byte-identical files (equal ``sha``) have equal hashes, so they meet in band 0 too and come
+    out as ``exact`` pairs: one shuffle finds both kinds.
     """
     if len(members) < 2:
         return []
@@ -98,11 +99,13 @@ def bucket_pairs(band: int, members: Sequence[HashRecord], threshold: int) -> li
     n = len(members)
     for i in range(n):
         for j in range(i + 1, n):  # bucket-local; buckets are small for a sane threshold
-            if dist[i, j] > threshold or (members[i].sha and members[i].sha == members[j].sha):
+            if dist[i, j] > threshold:
                 continue
             first = int(np.argmax(bv[i] == bv[j]))
             if first == band:
-                out.append(_pair("near", int(dist[i, j]), members[i], members[j]))
+                exact = bool(members[i].sha) and members[i].sha == members[j].sha
+                out.append(_pair("exact" if exact else "near", int(dist[i, j]), members[i],
+                                 members[j]))
     return out
 
 
@@ -114,21 +117,9 @@ def _pair(kind: str, distance: int, a: HashRecord, b: HashRecord) -> dict:
             "split_b": b.split, "image_id_b": b.image_id, "file_b": b.file, "group_b": b.group}
 
 
-def exact_duplicate_pairs(members: Sequence[HashRecord]) -> list[dict]:
-    """All pairs of one byte-identical group (the members share a sha)."""
-    return [_pair("exact", 0, members[i], members[j])
-            for i in range(len(members)) for j in range(i + 1, len(members))]
-
-
 def near_duplicate_pairs(records: Sequence[HashRecord], threshold: int) -> list[dict]:
-    """Single-process bucketing (same algorithm as the Ray adapter): exact + near pairs."""
-    out = []
-    by_sha = defaultdict(list)
-    for r in records:
-        if r.sha:
-            by_sha[r.sha].append(r)
-    for members in by_sha.values():
-        out.extend(exact_duplicate_pairs(members))
+    """Single-process bucketing (the same algorithm as the Ray adapter): exact + near pairs."""
+    out: list[dict] = []
     if not records:
         return out
     bv = band_values([r.phash for r in records], threshold)

@@ -1,0 +1,152 @@
+"""Ray Data adapter of the validation workflow (thin: the rules live in the pure modules).
+
+read image jobs -> ``map_batches`` (read bytes, image rules, pHash) -> one row per (image, band)
+-> ``groupby(band, value)`` -> bucket-local Hamming verification (exact and near duplicates). The driver only ever holds the annotation index, issue rows
+and verified pairs - never the images, never an all-pairs loop.
+
+Example::
+
+    with ray_context():
+        res = validate_ray({"train": "s3://b/ann/instances_train.json"}, "s3://b/images")
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+
+import numpy as np
+
+from cvray.runs.issues import Issue
+from cvray.validate.config import ValidateConfig
+from cvray.validate.leakage import (
+    PAIR_SCHEMA,
+    HashRecord,
+    band_values,
+    bucket_pairs,
+    pair_issues,
+)
+from cvray.validate.pipeline import ValidationResult, annotation_stage, check_image_job, image_jobs
+
+__all__ = ["validate_ray"]
+
+log = logging.getLogger(__name__)
+
+_PAIR_COLS = [f.name for f in PAIR_SCHEMA]
+
+
+def _check_batch(batch: dict[str, np.ndarray], cfg: dict) -> dict[str, np.ndarray]:
+    """Image rules + hash for a batch of jobs; returns small rows only (no pixels)."""
+    c = ValidateConfig(**cfg)
+    out: dict[str, list] = {k: [] for k in ("key", "split", "image_id", "file", "group", "ok",
+                                            "phash", "sha", "width", "height", "format", "mode",
+                                            "issues_json")}
+    n = len(batch["key"])
+    for i in range(n):
+        job = {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in batch.items()}
+        rep = check_image_job(job, c)
+        out["key"].append(int(job["key"]))
+        out["split"].append(str(job["split"]))
+        out["image_id"].append(int(job["image_id"]))
+        out["file"].append(str(job["file_name"]))
+        out["group"].append(str(job["group"]))
+        out["ok"].append(bool(rep.ok and rep.phash is not None))
+        out["phash"].append(int(rep.phash) if rep.phash is not None else 0)
+        out["sha"].append(rep.sha)
+        out["width"].append(rep.width)
+        out["height"].append(rep.height)
+        out["format"].append(rep.format)
+        out["mode"].append(rep.mode)
+        out["issues_json"].append(json.dumps([asdict(x) for x in rep.issues]))
+    return {
+        "key": np.array(out["key"], dtype=np.int64), "split": np.array(out["split"], dtype=object),
+        "image_id": np.array(out["image_id"], dtype=np.int64),
+        "file": np.array(out["file"], dtype=object), "group": np.array(out["group"], dtype=object),
+        "ok": np.array(out["ok"], dtype=bool), "phash": np.array(out["phash"], dtype=np.int64),
+        "sha": np.array(out["sha"], dtype=object), "width": np.array(out["width"], dtype=np.int64),
+        "height": np.array(out["height"], dtype=np.int64),
+        "format": np.array(out["format"], dtype=object), "mode": np.array(out["mode"], dtype=object),
+        "issues_json": np.array(out["issues_json"], dtype=object),
+    }
+
+
+def _records(batch: dict[str, np.ndarray]) -> list[HashRecord]:
+    return [HashRecord(key=int(batch["key"][i]), split=str(batch["split"][i]),
+                       image_id=int(batch["image_id"][i]), file=str(batch["file"][i]),
+                       group=str(batch["group"][i]), phash=int(batch["phash"][i]),
+                       sha=str(batch["sha"][i]))
+            for i in range(len(batch["key"]))]
+
+
+def _pairs_batch(pairs: list[dict]) -> dict[str, np.ndarray]:
+    cols = {}
+    for name in _PAIR_COLS:
+        vals = [p[name] for p in pairs]
+        if name == "distance":
+            cols[name] = np.array(vals, dtype=np.int32)
+        elif name.startswith("image_id"):
+            cols[name] = np.array(vals, dtype=np.int64)
+        elif name == "cross_split":
+            cols[name] = np.array(vals, dtype=bool)
+        else:
+            cols[name] = np.array(vals, dtype=object)
+    return cols
+
+
+def _explode_bands(batch: dict[str, np.ndarray], threshold: int) -> dict[str, np.ndarray]:
+    """Step 1 of the bucketing: one row per (image, band) with the band's value."""
+    bv = band_values(batch["phash"], threshold)
+    n, k = bv.shape
+    rep = {name: np.repeat(col, k) for name, col in batch.items()}
+    rep["band"] = np.tile(np.arange(k, dtype=np.int64), n)
+    rep["value"] = bv.reshape(-1)
+    return rep
+
+
+def _near_group(batch: dict[str, np.ndarray], threshold: int) -> dict[str, np.ndarray]:
+    """Steps 3-4: verify the Hamming distance inside one (band, value) bucket."""
+    return _pairs_batch(bucket_pairs(int(batch["band"][0]), _records(batch), threshold))
+
+
+def cfg_partitions(n_images: int, per_partition: int = 20_000) -> int:
+    """Shuffle partitions for the duplicate search: ~``per_partition`` band rows each (Ray's
+    default of 200 partitions costs seconds of scheduling on small corpora)."""
+    return max(1, n_images * 8 // per_partition + 1)
+
+
+def validate_ray(annotation_uris, images_root: str, cfg: ValidateConfig | None = None, *,
+                 batch_size: int = 64) -> tuple[ValidationResult, object]:
+    """Validation on Ray Data. Returns the result and the materialised per-image dataset
+    (columns key, split, image_id, file, group, ok, phash, sha, width, height, format, mode)."""
+    import ray
+
+    cfg = cfg or ValidateConfig()
+    reports, issues = annotation_stage(annotation_uris, cfg)
+    jobs, path_issues = image_jobs(reports, images_root, cfg)
+    issues += path_issues
+    stats = {"splits": {s: len(r.index.images) for s, r in reports.items()}, "images": len(jobs),
+             "annotations": sum(r.index.n_annotations for r in reports.values())}
+    if not jobs:
+        return ValidationResult(issues=issues, pairs=[], stats={**stats, "images_decoded": 0}), None
+    n_blocks = max(1, min(len(jobs) // batch_size + 1, 256))
+    checked = ray.data.from_items(jobs, override_num_blocks=n_blocks).map_batches(
+        _check_batch, fn_kwargs={"cfg": cfg.model_dump()}, batch_size=batch_size,
+        batch_format="numpy").materialize()
+    for row in checked.filter(lambda r: r["issues_json"] != "[]").select_columns(
+            ["issues_json"]).take_all():
+        issues.extend(Issue(**d) for d in json.loads(row["issues_json"]))
+    hashed = checked.filter(lambda r: bool(r["ok"])).drop_columns(
+        ["issues_json", "width", "height", "format", "mode", "ok"])
+    n_ok = hashed.count()
+    pairs: list[dict] = []
+    if n_ok > 1:
+        parts = max(1, min(n_blocks, cfg_partitions(n_ok)))
+        near = hashed.map_batches(_explode_bands, fn_kwargs={"threshold": cfg.phash_threshold},
+                                  batch_format="numpy").groupby(["band", "value"], num_partitions=parts).map_groups(
+            _near_group, fn_kwargs={"threshold": cfg.phash_threshold}, batch_format="numpy")
+        pairs.extend(near.take_all())
+    pairs = [{k: (v.item() if hasattr(v, "item") else v) for k, v in p.items()} for p in pairs]
+    pairs.sort(key=lambda p: (p["kind"], p["split_a"], p["file_a"], p["split_b"], p["file_b"]))
+    issues += pair_issues(pairs)
+    return ValidationResult(issues=issues, pairs=pairs,
+                            stats={**stats, "images_decoded": n_ok}), checked
