@@ -67,6 +67,8 @@ def build_model(cfg: ModelConfig, *, semantic_loss: nn.Module | None = None) -> 
         >>> m = build_model(ModelConfig(arch="fasterrcnn", backbone="mobilenet_v3_large_fpn",
         ...                             num_classes=3, min_size=128, max_size=128))
     """
+    if cfg.num_classes is None:
+        raise ValueError("model.num_classes is not set (training sets it from the dataset's categories)")
     backend = get_backend(cfg.backend)
     if not backend.available():
         raise BackendUnavailable(getattr(backend, "install_hint", f"backend {cfg.backend} is not installed"))

@@ -30,13 +30,20 @@ class ModelConfig(CvrayModel):
     backend: Literal["torchvision", "detectron2"] = "torchvision"
     arch: Arch = "maskrcnn"
     backbone: Backbone = "resnet50_fpn"
-    num_classes: int = Field(default=80, ge=1, description="foreground categories (no background)")
+    num_classes: int | None = Field(
+        default=None, ge=1,
+        description="foreground categories (no background); None = taken from the dataset")
     weights: str | None = None
     weights_backbone: str | None = None
     strict_weights: bool = Field(
         default=False,
         description="False: skip tensors whose shape differs (e.g. a new class count) and log them",
     )
+    norm: Literal["auto", "bn", "frozen_bn", "gn"] = Field(
+        default="auto",
+        description="backbone normalisation; auto = frozen BN with pretrained backbone weights, "
+                    "else BatchNorm. GroupNorm (gn) trains from scratch at small batch sizes, where "
+                    "BatchNorm's running statistics drift away from the per-batch ones")
     trainable_backbone_layers: int | None = Field(default=None, ge=0, le=6)
     min_size: int = Field(default=800, ge=16)
     max_size: int = Field(default=1333, ge=16)

@@ -40,10 +40,25 @@ def _freeze(module: nn.Module, trainable: Callable[[str], bool]) -> None:
             p.requires_grad_(False)
 
 
+def _group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with up to 32 groups of at least 4 channels each."""
+    g = 32
+    while g > 1 and (channels % g or channels // g < 4):
+        g //= 2
+    return nn.GroupNorm(g, channels)
+
+
+def norm_layer(cfg: ModelConfig) -> Callable[[int], nn.Module]:
+    norm = cfg.norm
+    if norm == "auto":
+        norm = "frozen_bn" if cfg.weights_backbone is not None else "bn"
+    return {"bn": nn.BatchNorm2d, "frozen_bn": FrozenBatchNorm2d, "gn": _group_norm}[norm]
+
+
 def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFPN, list[int]]:
     """FPN backbone + the stride of each output level (used for anchors)."""
     pretrained = cfg.weights_backbone is not None
-    norm = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
+    norm = norm_layer(cfg)
     C = cfg.fpn_channels
     if cfg.backbone == "resnet50_fpn":
         body = resnet50(weights=None, norm_layer=norm)

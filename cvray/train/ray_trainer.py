@@ -1,0 +1,169 @@
+"""Ray Train adapter: the same worker code (:func:`cvray.train.worker.run_worker`) on N workers.
+
+* ``TorchTrainer`` with ``ScalingConfig(num_workers, use_gpu)``; GPUs are used when the cluster
+  has them unless ``train.use_gpu`` says otherwise.
+* DDP through ``ray.train.torch.prepare_model`` (once: Detectron2 models are never also wrapped
+  by Detectron2's ``create_ddp_model``).
+* Each worker reads its shard of the training split from Ray Data
+  (``ray.train.get_dataset_shard("train")``, split equally so DDP workers take equal steps);
+  images are decoded in the worker, so no extra CPUs are needed for Ray Data tasks.
+* Fault tolerance: ``FailureConfig(max_failures)``. After each ``latest.pt`` write the workers
+  report a Ray checkpoint that points at it; a restarted worker group gets it back through
+  ``ray.train.get_checkpoint()`` and continues from that iteration.
+* ``RunConfig(storage_path=<run>/ray)``: Ray's own state lives inside the run folder, on the
+  same filesystem (local or S3) as everything else.
+
+Ray Train V2 (the default in Ray >= 2.50) runs its controller with ``num_cpus=0``, so N workers
+with one CPU each fit exactly on N CPUs.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from typing import Any
+
+from cvray.io import storage
+from cvray.train.data import rows_to_records
+from cvray.train.worker import TrainJob, WorkerEnv, run_worker
+
+__all__ = ["train_with_ray"]
+
+log = logging.getLogger(__name__)
+
+POINTER = "cvray_checkpoint.json"
+
+
+def _report_checkpoint(state, name: str, uri: str) -> None:
+    """Every worker reports; rank 0 attaches a Ray checkpoint pointing at ``latest.pt``."""
+    import ray.train
+
+    if name != "latest":
+        return
+    metrics = {"iteration": state.iteration,
+               **{k: v for k, v in state.metrics.items() if isinstance(v, (int, float))}}
+    if state.is_main:
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, POINTER), "w") as f:
+                json.dump({"uri": uri, "iteration": state.iteration}, f)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
+    else:
+        ray.train.report(metrics, checkpoint=None)
+
+
+def _restore_from_ray() -> dict | None:
+    """The checkpoint Ray hands a restarted worker group (None on a first attempt)."""
+    import ray.train
+
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is None:
+        return None
+    from cvray.train.checkpoint import CheckpointStore
+
+    with ckpt.as_directory() as d:
+        with open(os.path.join(d, POINTER)) as f:
+            pointer = json.load(f)
+    uri = pointer["uri"]
+    store = CheckpointStore(uri.rsplit("/", 1)[0])
+    loaded = store.load(uri.rsplit("/", 1)[1][: -len(".pt")])
+    if loaded is None:
+        raise FileNotFoundError(f"Ray checkpoint points at {uri}, which does not exist")
+    log.info("restoring from %s (iteration %s)", uri, loaded.get("iteration"))
+    return loaded
+
+
+def _train_fn(config: dict[str, Any]) -> None:
+    """``train_loop_per_worker``: runs in every Ray Train worker process."""
+    import ray.train
+    import ray.train.torch
+
+    job: TrainJob = config["job"]
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    shard = ray.train.get_dataset_shard("train")
+
+    def train_records(epoch: int):
+        return rows_to_records(shard.iter_rows())
+
+    def prepare(model):
+        rcnn = job.cfg.model.arch in ("fasterrcnn", "maskrcnn")
+        # R-CNN heads skip parameters on batches without positives: DDP must allow that.
+        kw = {"find_unused_parameters": True} if rcnn and world > 1 else {}
+        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs=kw or None)
+
+    if job.cfg.model.backend == "detectron2":
+        from cvray.models.detectron2_backend import setup_worker
+
+        setup_worker(ctx.get_local_world_size())
+    env = WorkerEnv(rank=rank, world_size=world, device=ray.train.torch.get_device(),
+                    train_records=train_records, prepare_model=prepare,
+                    initial_checkpoint=_restore_from_ray(), on_saved=_report_checkpoint)
+    from cvray.train.engine import NonFiniteLossError
+
+    try:
+        summary = run_worker(job, env)
+    except NonFiniteLossError as exc:
+        # Not a worker failure: retrying from the checkpoint would diverge again. Report the
+        # reason and end; the driver raises it.
+        ray.train.report({"stopped": str(exc)})
+        return
+    summary.update(worker_rank=rank)
+    if rank == 0 and job.run is not None:
+        storage.write_json(job.run.path("train_summary.json"), summary)
+    ray.train.report({"done": True, "iteration": summary["iterations"]})
+
+
+def train_with_ray(job: TrainJob) -> dict[str, Any]:
+    """Run ``job`` on a Ray Train worker group; returns rank 0's summary."""
+    import ray
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from cvray.data.ingest import read_coco
+    from cvray.train.engine import NonFiniteLossError
+
+    cfg = job.cfg
+    use_gpu = cfg.use_gpu if cfg.use_gpu is not None else ray.cluster_resources().get("GPU", 0) > 0
+    resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if use_gpu else {})}
+    train_ds = read_coco(job.train_annotations, job.images_root, split=cfg.train_split, decode=False)
+    if cfg.shuffle:
+        train_ds = train_ds.randomize_block_order(seed=job.seed)
+    if job.run is None:
+        raise ValueError("Ray training needs a run (checkpoints and Ray state live in it)")
+    fs, path = storage.resolve(job.run.path("ray"))
+    trainer = TorchTrainer(
+        _train_fn,
+        train_loop_config={"job": job},
+        scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=use_gpu,
+                                     resources_per_worker=resources),
+        datasets={"train": train_ds},
+        dataset_config=DataConfig(datasets_to_split=["train"]),
+        run_config=RunConfig(
+            name="train", storage_path=path, storage_filesystem=fs,
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+        ),
+    )
+    result = trainer.fit()
+    stopped = (result.metrics or {}).get("stopped")
+    if stopped:
+        raise NonFiniteLossError(stopped)
+    summary = storage.read_json(job.run.path("train_summary.json"))
+    summary.update(workers=cfg.num_workers, use_gpu=use_gpu,
+                   ray_checkpoint=result.checkpoint.path if result.checkpoint else None)
+    _write_seeds(job)
+    return summary
+
+
+def _write_seeds(job: TrainJob) -> None:
+    import pyarrow as pa
+
+    from cvray.train.worker import worker_seed
+
+    ranks = list(range(job.cfg.num_workers))
+    job.run.write_table("worker_seeds", pa.table({
+        "rank": pa.array(ranks, pa.int32()),
+        "seed": pa.array([worker_seed(job.seed, r) for r in ranks], pa.int64()),
+        "base_seed": pa.array([job.seed] * len(ranks), pa.int64()),
+    }))

@@ -1,0 +1,224 @@
+"""What one training process does, with or without Ray: build, resume, loop, summarise.
+
+:class:`TrainJob` is the picklable description of a training run (config, seed, run handle,
+dataset URIs). :func:`run_worker` builds model/optimizer/schedule/hooks for one worker, restores
+a checkpoint when asked, and runs :func:`~cvray.train.engine.train_loop`. The plain path
+(:func:`cvray.train.workflow.fit`) calls it once with rank 0; the Ray path calls it in every
+Ray Train worker with that worker's Ray Data shard (see :mod:`cvray.train.ray_trainer`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from cvray.data.coco import image_records, load_coco
+from cvray.io import storage
+from cvray.models import build_model
+from cvray.train.checkpoint import CheckpointStore, unwrap
+from cvray.train.config import TrainConfig
+from cvray.train.data import CategoryMap, Sample, samples
+from cvray.train.engine import StepOptions, TrainState, train_loop
+from cvray.train.evaluation import predict_partial, summarize
+from cvray.train.hooks import (CheckpointHook, EvalHook, Hook, LRSchedulerHook, MetricsHook,
+                               TimingHook, restore)
+from cvray.train.losses import build_loss
+from cvray.train.outputs import TrainOutputs
+from cvray.train.schedule import build_optimizer, build_scheduler
+from cvray.train.transforms import build_transforms
+
+__all__ = ["TrainJob", "WorkerEnv", "chunks", "run_worker", "worker_seed"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a worker needs; plain data, so Ray can ship it to every worker."""
+
+    cfg: TrainConfig
+    seed: int
+    run: Any  # cvray.runs.Run (picklable) or None
+    images_root: str
+    train_annotations: str
+    val_annotations: str | None
+    categories: CategoryMap
+    resume: bool = False
+    extra_hooks: tuple = ()
+
+
+@dataclass
+class WorkerEnv:
+    """How this worker is placed: rank, world size, device, and where its batches come from."""
+
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    # epoch -> iterable of (record, image uri) for this worker's share of the training split
+    train_records: Callable[[int], Iterable[tuple[dict, str | None]]] | None = None
+    prepare_model: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m
+    initial_checkpoint: dict | None = None  # e.g. from ray.train.get_checkpoint()
+    on_saved: Callable | None = None
+
+
+def worker_seed(seed: int, rank: int) -> int:
+    """Independent, reproducible per-worker seed (recorded in the ``worker_seeds`` table)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def chunks(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
+    """Fixed-size batches; the remainder is dropped so DDP workers take equal steps."""
+    batch: list[Sample] = []
+    for s in it:
+        batch.append(s)
+        if len(batch) == size:
+            yield batch
+            batch = []
+
+
+def _records(uri: str, cats: CategoryMap, limit: int | None = None) -> tuple[dict, list[dict]]:
+    coco = load_coco(uri)
+    recs = list(image_records(coco))
+    return coco, recs[:limit] if limit else recs
+
+
+def _eval_fn(job: TrainJob, env: WorkerEnv) -> Callable:
+    cfg = job.cfg
+    task = cfg.model.task
+    gt, recs = _records(job.val_annotations, job.categories, cfg.max_val_images)
+    mine = [(r, None) for i, r in enumerate(recs) if i % env.world_size == env.rank]
+
+    def evaluate(state: TrainState):
+        issues: list = []
+        it = samples(mine, job.images_root, job.categories, task=task,
+                     ignore_index=cfg.loss.ignore_index, issues=issues)
+        partial = predict_partial(unwrap(state.model), chunks_all(it, cfg.batch_size), job.categories,
+                                  task=task, device=env.device, score_thresh=cfg.eval_score_thresh,
+                                  ignore_index=cfg.loss.ignore_index)
+        partials = [partial]
+        if dist.is_available() and dist.is_initialized():
+            partials = [None] * env.world_size
+            dist.all_gather_object(partials, partial)
+        out = [None, None]
+        if state.is_main:
+            out = list(summarize(partials, gt, job.categories, task=task,
+                                 ignore_index=cfg.loss.ignore_index))
+        if dist.is_available() and dist.is_initialized():
+            dist.broadcast_object_list(out, src=0)
+        return out[0], out[1]
+
+    return evaluate
+
+
+def chunks_all(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
+    """Batches keeping the remainder (evaluation must see every image)."""
+    batch: list[Sample] = []
+    for s in it:
+        batch.append(s)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
+    """Train on this worker; returns the summary (meaningful on rank 0)."""
+    cfg = job.cfg
+    task = cfg.model.task
+    seed = worker_seed(job.seed, env.rank)
+    torch.manual_seed(job.seed)  # identical initial weights on every worker (DDP also syncs them)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
+    mcfg = cfg.model.model_copy(update={"num_classes": job.categories.num_classes})
+    loss = build_loss(cfg.loss, job.categories.num_classes + 1) if task == "semantic" else None
+    model = build_model(mcfg, semantic_loss=loss).to(env.device)
+    model = env.prepare_model(model)
+    optimizer = build_optimizer(model.parameters(), cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.max_iter)
+    use_amp = cfg.amp and env.device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda") if use_amp else None
+    augment = build_transforms(cfg.augment, seed)
+    torch.manual_seed(seed)  # from here on each worker draws its own random numbers
+    state = TrainState(model, optimizer, scheduler, cfg.max_iter, scaler=scaler, rank=env.rank,
+                       world_size=env.world_size, augment=augment)
+
+    store = CheckpointStore.for_run(job.run.uri) if job.run is not None else None
+    ckpt = env.initial_checkpoint
+    if ckpt is None and job.resume and store is not None:
+        ckpt = store.load("latest")
+        if ckpt is None:
+            raise FileNotFoundError(f"train.resume=true but {store.path('latest')} does not exist")
+    if ckpt is not None:
+        restore(state, ckpt, rank=env.rank)
+        state.last_checkpoint, state.last_checkpoint_iter = (store.path("latest") if store else None,
+                                                             state.iteration)
+        log.info("rank %d resumed at iteration %d (lr %.4g)", env.rank, state.iteration,
+                 optimizer.param_groups[0]["lr"])
+
+    metric = cfg.metric_name
+    outputs = TrainOutputs(job.run if env.rank == 0 else None, tensorboard=cfg.tensorboard, metric=metric)
+    timing = TimingHook()
+    curves = MetricsHook(cfg.log_period, writer=outputs)
+    hooks: list[Hook] = [LRSchedulerHook(), timing, curves]
+    ckpt_hook = None
+    if store is not None:
+        ckpt_hook = CheckpointHook(store, cfg.checkpoint_period, metric, on_saved=env.on_saved)
+    if job.val_annotations:
+        hooks.append(EvalHook(cfg.eval_period, _eval_fn(job, env), metric, writer=outputs,
+                              checkpointer=ckpt_hook, curves=curves))
+    if ckpt_hook is not None:
+        hooks.append(ckpt_hook)
+    hooks.extend(job.extra_hooks)
+
+    issues: list = []
+
+    def epochs(e: int) -> Iterable[list[Sample]]:
+        return chunks(samples(env.train_records(e), job.images_root, job.categories, task=task,
+                              ignore_index=cfg.loss.ignore_index, transform=augment, issues=issues),
+                      cfg.batch_size)
+
+    start_iter = state.iteration
+    opts = StepOptions(cfg.grad_accum_steps, cfg.optim.clip_grad_norm, use_amp, env.device)
+    try:
+        train_loop(state, epochs, opts, hooks)
+    finally:
+        outputs.close()
+        if job.run is not None and issues:
+            from cvray.runs.issues import issues_to_table
+
+            # each worker writes its own part: a retried worker replaces it, never duplicates it
+            job.run.write_table("issues", issues_to_table({k: i[k] for k in i} for i in
+                                                          _dedupe(issues)), part=f"train-rank{env.rank}")
+    rows = curves.rows
+    return {
+        "task": task,
+        "iterations": state.iteration,
+        "start_iteration": start_iter,
+        "final_lr": optimizer.param_groups[0]["lr"],
+        "loss_first": rows[0]["loss"] if rows else None,
+        "loss_last": rows[-1]["loss"] if rows else None,
+        "metrics": dict(state.metrics),
+        "best_metric_name": metric,
+        "best_metric": state.best_metric,
+        "checkpoint": store.path("latest") if store else None,
+        "best_checkpoint": store.path("best") if store and state.best_metric is not None else None,
+        "checkpoint_write_s": list(ckpt_hook.write_times) if ckpt_hook else [],
+        "worker_seed": seed,
+        "skipped_images": len({i.get("image_id") for i in issues}),
+        **timing.summary(),
+    }
+
+
+def _dedupe(issues: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for i in issues:
+        key = (i.get("rule"), i.get("image_id"), i.get("annotation_id"))
+        if key not in seen:
+            seen.add(key)
+            out.append(i)
+    return out
