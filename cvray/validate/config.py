@@ -1,4 +1,4 @@
-"""``validate`` section of the experiment config: every threshold the QA rules use, named."""
+"""``validation`` section of the experiment config (``validation.max_errors=3``): every threshold the QA rules use, named."""
 from __future__ import annotations
 
 from pydantic import Field

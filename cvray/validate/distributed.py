@@ -132,10 +132,10 @@ def validate_ray(annotation_uris, images_root: str, cfg: ValidateConfig | None =
     checked = ray.data.from_items(jobs, override_num_blocks=n_blocks).map_batches(
         _check_batch, fn_kwargs={"cfg": cfg.model_dump()}, batch_size=batch_size,
         batch_format="numpy").materialize()
-    for row in checked.filter(lambda r: r["issues_json"] != "[]").select_columns(
+    for row in checked.filter(expr="issues_json != '[]'").select_columns(
             ["issues_json"]).take_all():
         issues.extend(Issue(**d) for d in json.loads(row["issues_json"]))
-    hashed = checked.filter(lambda r: bool(r["ok"])).drop_columns(
+    hashed = checked.filter(expr="ok").drop_columns(
         ["issues_json", "width", "height", "format", "mode", "ok"])
     n_ok = hashed.count()
     pairs: list[dict] = []
