@@ -61,11 +61,12 @@ def check_ray(ray_cfg=None, address: str | None = None) -> list[Check]:
         with ray_context(ray_cfg, address=address) as ray:
             res = cluster_resources()
             val = ray.get(ray.remote(lambda: 40 + 2).remote(), timeout=60)
+            gpu_checks = check_cluster_gpus()
         where = address or getattr(ray_cfg, "address", None) or os.environ.get("RAY_ADDRESS") or "local"
         r = res.get("resources", {})
         detail = (f"{where}: {res.get('nodes')} node(s), CPU={r.get('CPU', 0):g}, GPU={r.get('GPU', 0):g}, "
                   f"task ok={val == 42}, {time.time() - t:.1f}s")
-        return [Check("ray cluster", "ok" if val == 42 else "fail", detail)]
+        return [Check("ray cluster", "ok" if val == 42 else "fail", detail), *gpu_checks]
     except Exception as exc:
         return [Check("ray cluster", "fail", f"{type(exc).__name__}: {exc}")]
 
@@ -87,6 +88,27 @@ def check_gpu() -> list[Check]:
             out.append(Check(f"gpu {i}", "ok" if ok else "fail", f"{name}: matmul max err {err:.2e}"))
         except Exception as exc:
             out.append(Check(f"gpu {i}", "fail", f"{name}: {type(exc).__name__}: {exc}"))
+    return out
+
+
+def check_cluster_gpus(max_gpus: int = 16) -> list[Check]:
+    """The same matmul sanity check on every GPU the connected Ray cluster offers."""
+    import ray
+
+    n = int(ray.cluster_resources().get("GPU", 0)) if ray.is_initialized() else 0
+    if n == 0:
+        return []
+
+    @ray.remote(num_gpus=1)
+    def _matmul() -> tuple[str, float]:
+        import torch
+
+        a = torch.randn(256, 256, device="cuda")
+        return torch.cuda.get_device_name(0), float((a @ a).cpu().sub(a.cpu() @ a.cpu()).abs().max())
+
+    out = []
+    for i, (name, err) in enumerate(ray.get([_matmul.remote() for _ in range(min(n, max_gpus))], timeout=300)):
+        out.append(Check(f"cluster gpu {i}", "ok" if err < 1e-2 else "fail", f"{name}: matmul max err {err:.2e}"))
     return out
 
 
