@@ -1,0 +1,1 @@
+"""Datasets: synthetic generators, COCO/MOT readers, Ray Data ingest."""
