@@ -1,0 +1,116 @@
+"""``cvray predict --model MODEL --input URI --out URI``: batch inference on Ray Data.
+
+``--model`` is one of:
+
+* a training run folder/URI (``manifest.json`` + ``checkpoints/best.pt`` or ``latest.pt``): its
+  ``train.model`` config and checkpoint are used;
+* a checkpoint file (``.pt``/``.pth``): loaded into the network ``train.model.*`` describes;
+* an architecture name (``fasterrcnn``, ``maskrcnn``, ``retinanet``, ``fcos``), optionally
+  ``ARCH:BACKBONE``: untrained unless ``train.model.weights=URI`` is given.
+
+``--input`` is an image folder, a COCO annotation JSON (images under ``<root>/images`` or
+``--images-root``), a video file or a folder of videos; local or ``s3://``. ``--out`` is the runs
+root the predict run is written under (tables ``predictions`` and ``issues``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config, progress
+
+__all__ = ["register", "run_predict", "resolve_model"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="batch inference on Ray Data → predictions Parquet")
+    p.add_argument("--model", required=True, help="train run, checkpoint file, or ARCH[:BACKBONE]")
+    p.add_argument("--input", required=True, help="image folder, COCO JSON, video or video folder")
+    p.add_argument("--out", default=None, help="runs root for the predict run (default --root/config)")
+    p.add_argument("--images-root", default=None, help="images root of a COCO input")
+    p.add_argument("--categories", default=None,
+                   help="COCO JSON whose sorted category ids map model labels 1..K (default: the input's)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per model call (predict.batch_size)")
+    p.add_argument("--actors", type=int, default=None, help="model replicas (predict.num_actors)")
+    add_common_args(p)
+    p.set_defaults(func=run_predict)
+
+
+def resolve_model(spec: str, model_cfg, num_classes: int | None):
+    """(ModelConfig, source description) for the ``--model`` argument."""
+    from cvray.io import storage
+    from cvray.models import ModelConfig
+
+    updates: dict = {}
+    if storage.exists(storage.join(spec, "manifest.json")):
+        manifest = storage.read_json(storage.join(spec, "manifest.json"))
+        raw = (manifest.get("config") or {}).get("train", {}).get("model")
+        if not raw:
+            raise CliError(f"{spec}: run manifest has no train.model config")
+        ckpt = next((storage.join(spec, "checkpoints", f"{n}.pt") for n in ("best", "latest")
+                     if storage.exists(storage.join(spec, "checkpoints", f"{n}.pt"))), None)
+        if ckpt is None:
+            raise CliError(f"{spec}: no checkpoints/best.pt or latest.pt in the run")
+        cfg = ModelConfig.model_validate({**raw, "weights": ckpt, "strict_weights": True})
+        return cfg, f"run {spec} ({os.path.basename(ckpt)})"
+    if spec.endswith((".pt", ".pth")):
+        if not storage.exists(spec):
+            raise CliError(f"{spec}: checkpoint file not found")
+        updates.update(weights=spec, strict_weights=True)
+    else:
+        arch, _, backbone = spec.partition(":")
+        updates["arch"] = arch
+        if backbone:
+            updates["backbone"] = backbone
+    if num_classes is not None and "num_classes" not in (model_cfg.model_fields_set or set()):
+        updates["num_classes"] = num_classes
+    try:
+        cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **updates})
+    except Exception as exc:
+        raise CliError(f"--model {spec}: {exc}") from exc
+    return cfg, spec
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from cvray.data.coco import load_coco
+    from cvray.predict.engine import ModelFactory
+    from cvray.predict.pipeline import predict_ray
+    from cvray.predict.sources import list_units
+    from cvray.raycluster import cluster_resources, ray_context
+    from cvray.runs import start_run
+
+    extra = []
+    if args.batch_size is not None:
+        extra.append(f"predict.batch_size={args.batch_size}")
+    if args.actors is not None:
+        extra.append(f"predict.num_actors={args.actors}")
+    if args.out:
+        extra.append(f"storage.root={args.out}")
+    cfg = load_cli_config(args, extra)
+    cats_uri = args.categories or (args.input if args.input.lower().endswith(".json") else None)
+    category_ids = None
+    if cats_uri:
+        category_ids = sorted(int(c["id"]) for c in load_coco(cats_uri)["categories"])
+    model_cfg, source = resolve_model(args.model, cfg.train.model, len(category_ids) if category_ids else None)
+    if model_cfg.task == "semantic":
+        raise CliError("cvray predict runs detection / instance models; semantic models are evaluated "
+                       "with cvray.evaluate.semantic")
+    units = list_units(args.input, images_root=args.images_root, video_stride=cfg.predict.video_stride)
+    with ray_context(cfg.ray, args.address) as _ray, \
+            start_run("predict", config=cfg, root=cfg.storage.root, seed=cfg.seed, argv=args.argv) as run:
+        run.update(ray=cluster_resources(), dataset={"input": args.input, "categories": cats_uri},
+                   model={"source": source, "config": model_cfg.model_dump(mode="json")})
+        bar = progress(iter(()), total=None, desc="predict")
+
+        def on_progress(done, total, ips):
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(f"{ips:.1f} img/s")
+            bar.refresh()
+
+        summary = predict_ray(units, run, cfg=cfg.predict, model_factory=ModelFactory(model_cfg),
+                              category_ids=category_ids, on_progress=on_progress)
+        bar.close()
+        run.summary.update(summary)
+    emit({"run": run.id, "run_uri": run.uri, **summary}, args, title="cvray predict")
+    return 0

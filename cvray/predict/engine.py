@@ -1,0 +1,212 @@
+"""Batch inference core (no Ray): preprocess rows, run a detector once-loaded, map results back.
+
+The three pieces line up with the Ray Data stages of :mod:`cvray.predict.pipeline` and run the
+same in a plain loop (:func:`predict_local`, the single-process baseline of the benchmark):
+
+1. :func:`preprocess_row` — letterbox/resize an RGB image to the model input (CPU work);
+2. :class:`Predictor` — loads the model once in ``__init__``; ``__call__`` maps a batch dict of
+   numpy arrays to a dict of numpy arrays: forward pass, map boxes/masks back to the original
+   image, post-processing policy, RLE masks. Each output row is ``status`` ("ok" | "error" |
+   "nan") plus ``payload`` (one predictions row as JSON) or the error;
+3. :func:`rows_to_results` — payloads → :class:`Detections` records, failures → issue rows.
+
+A row whose forward pass yields NaN/inf is reported (``prediction.nan``) instead of written.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+from cvray.predict.config import GeometryConfig, PostprocessConfig
+from cvray.predict.geometry import Letterbox
+from cvray.predict.postprocess import postprocess
+from cvray.predict.records import Detections
+
+__all__ = ["ModelFactory", "Predictor", "preprocess_row", "preprocess_batch", "rows_to_results",
+           "predict_local"]
+
+log = logging.getLogger(__name__)
+_META = ("image_id", "file_name", "uri", "frame_index", "timestamp_s", "height", "width",
+         "scale_x", "scale_y", "pad_x", "pad_y", "ok", "rule", "error")
+
+
+@dataclass(frozen=True)
+class ModelFactory:
+    """Picklable recipe for the model: a ``cvray.models.ModelConfig`` (weights inside it)."""
+
+    model_config: Any
+
+    def __call__(self) -> torch.nn.Module:
+        from cvray.models import build_model
+
+        return build_model(self.model_config)
+
+
+def preprocess_row(row: dict[str, Any], geometry: GeometryConfig) -> dict[str, Any]:
+    """Letterbox one decoded row; failed rows get a zero image of the input size."""
+    img = row["image"]
+    out = {k: row[k] for k in ("image_id", "file_name", "uri", "frame_index", "timestamp_s", "ok", "rule", "error")}
+    H, W = geometry.size
+    if row["ok"] and img.ndim == 3 and img.shape[0] > 0:
+        lb = Letterbox.fit(img.shape[:2], (H, W), mode=geometry.mode, pad_value=geometry.pad_value)
+        out["image"] = lb.apply_image(img)
+        out.update(height=img.shape[0], width=img.shape[1], scale_x=lb.scale_x, scale_y=lb.scale_y,
+                   pad_x=lb.pad_x, pad_y=lb.pad_y)
+    else:
+        shape = (H, W, 3) if geometry.mode != "none" else (1, 1, 3)
+        out["image"] = np.zeros(shape, np.uint8)
+        out.update(height=0, width=0, scale_x=1.0, scale_y=1.0, pad_x=0, pad_y=0, ok=False)
+    return out
+
+
+def preprocess_batch(batch: dict[str, np.ndarray], geometry: GeometryConfig) -> dict[str, np.ndarray]:
+    """Column batch version of :func:`preprocess_row` (stacked images when sizes agree)."""
+    n = len(batch["image_id"])
+    rows = [preprocess_row({k: batch[k][i] for k in batch}, geometry) for i in range(n)]
+    out: dict[str, np.ndarray] = {}
+    for k in rows[0] if rows else ():
+        vals = [r[k] for r in rows]
+        if k == "image":
+            shapes = {v.shape for v in vals}
+            out[k] = np.stack(vals) if len(shapes) == 1 else np.array(vals + [None], dtype=object)[:-1]
+        elif k in ("file_name", "uri", "rule", "error"):
+            out[k] = np.array(vals, dtype=object)
+        else:
+            out[k] = np.array(vals)
+    return out
+
+
+def _rle(masks: np.ndarray) -> list[dict]:
+    from pycocotools import mask as mask_utils
+
+    if not len(masks):
+        return []
+    enc = mask_utils.encode(np.asfortranarray(np.moveaxis(masks.astype(np.uint8), 0, -1)))
+    return [{"size": [int(s) for s in e["size"]], "counts": e["counts"].decode()} for e in enc]
+
+
+class Predictor:
+    """Loads the model once (``__init__``); maps batches dict → dict of numpy (``__call__``).
+
+    Args:
+        model_factory: zero-argument callable returning a torchvision-protocol detector.
+        postprocess_cfg: the post-processing policy.
+        category_ids: dataset category id of model label k at position k-1 (None: label = id).
+        device: "cuda" / "cpu" (default: cuda when available).
+    """
+
+    def __init__(self, model_factory: Callable[[], torch.nn.Module], *,
+                 postprocess_cfg: PostprocessConfig = PostprocessConfig(),
+                 category_ids: list[int] | None = None, device: str | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model_factory().eval().to(self.device)
+        self.post = postprocess_cfg
+        self.category_ids = list(category_ids) if category_ids is not None else None
+
+    def forward(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Forward pass only (also timed alone by the benchmark)."""
+        tensors = [torch.from_numpy(np.ascontiguousarray(im)).to(self.device).permute(2, 0, 1).float().div_(255)
+                   for im in images]
+        with torch.inference_mode():
+            outs = self.model(tensors)
+        return [{k: v.detach().cpu().numpy() for k, v in o.items()} for o in outs]
+
+    def _label_to_category(self, labels: np.ndarray) -> np.ndarray:
+        if self.category_ids is None:
+            return labels.astype(np.int64)
+        ids = np.asarray(self.category_ids, np.int64)
+        if len(labels) and (labels.min() < 1 or labels.max() > len(ids)):
+            raise ValueError(f"model label outside 1..{len(ids)}: {labels.min()}..{labels.max()}")
+        return ids[labels.astype(np.int64) - 1]
+
+    def to_record(self, out: dict[str, np.ndarray], meta: dict[str, Any]) -> Detections | None:
+        """Model-space output → original-image Detections after the policy; None on NaN/inf."""
+        boxes, scores = out["boxes"], out["scores"]
+        if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+            return None
+        lb = Letterbox((int(meta["height"]), int(meta["width"])), (0, 0), float(meta["scale_x"]),
+                       float(meta["scale_y"]), int(meta["pad_x"]), int(meta["pad_y"]))
+        masks = None
+        if "masks" in out:
+            soft = out["masks"][:, 0] if out["masks"].ndim == 4 else out["masks"]
+            masks = _rle(lb.masks_to_original(soft >= self.post.mask_threshold))
+        fi = int(meta["frame_index"])
+        ts = float(meta["timestamp_s"])
+        det = Detections(int(meta["image_id"]), int(meta["height"]), int(meta["width"]),
+                         lb.boxes_to_original(boxes), scores, self._label_to_category(out["labels"]), masks,
+                         file_name=str(meta["file_name"]), frame_index=fi if fi >= 0 else None,
+                         timestamp_s=ts if np.isfinite(ts) else None)
+        return postprocess(det, self.post)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(batch["image_id"])
+        ok = np.asarray(batch["ok"], bool)
+        status = np.array(["error"] * n, dtype=object)
+        payload = np.array([""] * n, dtype=object)
+        error = np.array([str(e) for e in batch["error"]], dtype=object)
+        rule = np.array([str(r) for r in batch["rule"]], dtype=object)
+        idx = np.flatnonzero(ok)
+        if len(idx):
+            outs = self.forward([batch["image"][i] for i in idx])
+            for i, out in zip(idx, outs):
+                meta = {k: batch[k][i] for k in _META if k in batch}
+                det = self.to_record(out, meta)
+                if det is None:
+                    status[i], rule[i] = "nan", "prediction.nan"
+                    error[i] = f"{meta['file_name']}: model output has NaN/inf boxes or scores"
+                    continue
+                row = det.to_row()
+                if row["masks"] is not None:
+                    for m in row["masks"]:
+                        m["counts"] = m["counts"].decode()
+                status[i], payload[i] = "ok", json.dumps(row)
+        return {"image_id": np.asarray(batch["image_id"]), "file_name": np.asarray(batch["file_name"], dtype=object),
+                "uri": np.asarray(batch["uri"], dtype=object), "status": status, "payload": payload,
+                "rule": rule, "error": error}
+
+
+def rows_to_results(rows: Iterable[dict[str, Any]], stage: str = "predict"
+                    ) -> tuple[list[Detections], list[dict[str, Any]]]:
+    """Predictor output rows → (records, issue rows). Every row lands in exactly one list."""
+    dets, issues = [], []
+    for r in rows:
+        if r["status"] == "ok":
+            dets.append(Detections.from_row(json.loads(r["payload"])))
+        else:
+            issues.append({"stage": stage, "rule": str(r["rule"]) or "image.unreadable", "severity": "error",
+                           "file": str(r["uri"]) or str(r["file_name"]), "image_id": int(r["image_id"]),
+                           "annotation_id": None, "message": str(r["error"])})
+    return dets, issues
+
+
+def predict_local(units: list[dict], predictor: Predictor, geometry: GeometryConfig,
+                  batch_size: int = 4) -> tuple[list[Detections], list[dict]]:
+    """The same pipeline in one process: read → preprocess → model → postprocess, in order."""
+    from cvray.predict.sources import read_unit
+
+    dets, issues, buf = [], [], []
+
+    def flush():
+        if not buf:
+            return
+        batch = preprocess_batch({k: np.array([r[k] for r in buf] + [None], dtype=object)[:-1]
+                                  for k in buf[0]}, geometry)
+        out = predictor(batch)
+        n = len(out["image_id"])
+        d, i = rows_to_results({k: out[k][j] for k in out} for j in range(n))
+        dets.extend(d)
+        issues.extend(i)
+        buf.clear()
+
+    for unit in units:
+        for row in read_unit(unit):
+            buf.append(row)
+            if len(buf) >= batch_size:
+                flush()
+    flush()
+    return dets, issues

@@ -1,0 +1,169 @@
+"""Inputs of ``cvray predict``: image folders, COCO datasets and videos, local or S3.
+
+:func:`list_units` turns an input URI into *units of work* (plain dicts, no Ray): one unit per
+image, or one per video segment of ``segment_frames`` frames. :func:`read_unit` turns a unit into
+rows (image + identity), turning every failure into a row with ``ok=False`` and the reason, so
+that the row count out of the read stage always equals the number of input images/frames.
+
+Image ids: COCO inputs keep the dataset's ids; folders number files in sorted order from 1;
+video frames get ``video_index * VIDEO_ID_STRIDE + frame_index``.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import tempfile
+from typing import Any, Iterator
+
+import numpy as np
+
+from cvray.data.coco import DatasetError, image_records, load_coco, safe_join
+from cvray.data.decode import ImageDecodeError, decode_image
+from cvray.io import storage
+
+__all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "VIDEO_ID_STRIDE", "InputError", "list_units",
+           "read_unit", "count_video_frames"]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+VIDEO_ID_STRIDE = 1_000_000
+_EMPTY = np.zeros((0, 0, 3), np.uint8)
+
+
+class InputError(ValueError):
+    """The input URI holds nothing cvray can predict on; names the URI."""
+
+
+def _base(uri: str) -> str:
+    return posixpath.basename(uri.rstrip("/"))
+
+
+def count_video_frames(uri: str) -> tuple[int, float]:
+    """(frames, fps) of a video, counted by decoding (container counts can lie)."""
+    import cv2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cap = cv2.VideoCapture(storage.local_copy(uri, tmp))
+        if not cap.isOpened():
+            return 0, 0.0
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        n = 0
+        while cap.grab():
+            n += 1
+        cap.release()
+    return n, fps
+
+
+def list_units(uri: str, *, images_root: str | None = None, video_stride: int = 1,
+               segment_frames: int = 64) -> list[dict[str, Any]]:
+    """Units of work for an image folder, a COCO JSON, a video file, or a folder of videos."""
+    uri = str(uri)
+    low = uri.lower()
+    if low.endswith(".json"):
+        coco = load_coco(uri)
+        root = images_root or storage.join(posixpath.dirname(posixpath.dirname(uri.rstrip("/")))
+                                           if storage.is_s3(uri) else os.path.dirname(os.path.dirname(
+                                               os.path.abspath(uri))), "images")
+        units = []
+        for rec in image_records(coco):
+            try:
+                u = safe_join(root, rec["file_name"])
+            except DatasetError as exc:
+                u, err = "", str(exc)
+            else:
+                err = ""
+            units.append({"kind": "image", "uri": u, "file_name": str(rec["file_name"]),
+                          "image_id": int(rec["image_id"]), "error": err})
+        return units
+    if low.endswith(VIDEO_EXTENSIONS):
+        return _video_units([uri], video_stride, segment_frames)
+    files = storage.list_files(uri)
+    if not files:
+        raise InputError(f"{uri}: no such file or folder, or it is empty")
+    images = [f for f in files if f.lower().endswith(IMAGE_EXTENSIONS)]
+    videos = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS)]
+    if not images and not videos:
+        raise InputError(f"{uri}: no images ({', '.join(IMAGE_EXTENSIONS)}) or videos found")
+    prefix = uri.rstrip("/") + "/"
+    units = [{"kind": "image", "uri": f, "file_name": f[len(prefix):] if f.startswith(prefix) else _base(f),
+              "image_id": i + 1, "error": ""} for i, f in enumerate(images)]
+    return units + _video_units(videos, video_stride, segment_frames, first_index=1)
+
+
+def _video_units(videos: list[str], stride: int, segment_frames: int, first_index: int = 0) -> list[dict]:
+    units = []
+    for v, uri in enumerate(videos, start=first_index):
+        n, fps = count_video_frames(uri)
+        if n == 0:
+            units.append({"kind": "video", "uri": uri, "file_name": _base(uri), "video_index": v,
+                          "start": 0, "stop": 0, "stride": stride, "fps": 0.0,
+                          "error": f"{uri}: cannot open video or it has no frames"})
+            continue
+        for s in range(0, n, segment_frames):
+            units.append({"kind": "video", "uri": uri, "file_name": _base(uri), "video_index": v,
+                          "start": s, "stop": min(n, s + segment_frames), "stride": stride, "fps": fps,
+                          "error": ""})
+    return units
+
+
+def _image_row(unit: dict, image: np.ndarray, error: str, rule: str) -> dict[str, Any]:
+    return {"image_id": int(unit["image_id"]), "file_name": unit["file_name"], "uri": unit["uri"],
+            "frame_index": -1, "timestamp_s": float("nan"), "image": image, "ok": not error,
+            "rule": rule, "error": error}
+
+
+def read_unit(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Decode one unit into rows (RGB uint8 images); failures become ``ok=False`` rows."""
+    if unit["kind"] == "image":
+        if unit.get("error"):
+            yield _image_row(unit, _EMPTY, unit["error"], "image.path_escape")
+            return
+        try:
+            img = decode_image(storage.read_bytes(unit["uri"]), unit["file_name"])
+            yield _image_row(unit, img, "", "")
+        except ImageDecodeError as exc:
+            yield _image_row(unit, _EMPTY, str(exc), exc.rule)
+        except storage.StorageError as exc:
+            yield _image_row(unit, _EMPTY, str(exc), "image.missing")
+        return
+    yield from _read_video_segment(unit)
+
+
+def _read_video_segment(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    import cv2
+
+    base = int(unit["video_index"]) * VIDEO_ID_STRIDE
+    frames = range(unit["start"], unit["stop"], 1)
+    wanted = [f for f in frames if f % unit["stride"] == 0]
+
+    def row(f, img, err, rule):
+        return {"image_id": base + f, "file_name": unit["file_name"], "uri": unit["uri"], "frame_index": f,
+                "timestamp_s": f / unit["fps"] if unit["fps"] else float("nan"), "image": img,
+                "ok": not err, "rule": rule, "error": err}
+
+    if unit.get("error"):
+        yield row(-1, _EMPTY, unit["error"], "video.unreadable")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = storage.local_copy(unit["uri"], tmp)
+        cap = cv2.VideoCapture(path)
+        # seek; if the container cannot seek exactly, decode from the start (frame index must be exact)
+        if unit["start"] and not (cap.set(cv2.CAP_PROP_POS_FRAMES, unit["start"])
+                                  and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == unit["start"]):
+            cap.release()
+            cap = cv2.VideoCapture(path)
+            for _ in range(unit["start"]):
+                cap.grab()
+        f = unit["start"]
+        want = set(wanted)
+        while f < unit["stop"]:
+            got, frame = cap.read()
+            if not got:
+                break
+            if f in want:
+                yield row(f, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), "", "")
+                want.discard(f)
+            f += 1
+        cap.release()
+    for f in sorted(want):  # frames the decoder could not deliver still get their row
+        yield row(f, _EMPTY, f"{unit['uri']}: frame {f} could not be decoded", "video.frame_unreadable")
