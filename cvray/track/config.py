@@ -33,6 +33,14 @@ class AppearanceConfig(CvrayModel):
     hist_bins: int = Field(8, ge=2, description="bins per HSV channel of the histogram extractor")
     hist_stripes: int = Field(3, ge=1, description="horizontal stripes of the histogram extractor")
     crop_size: tuple[int, int] = Field((64, 32), description="CNN input crop (height, width)")
+    embedding_dim: int = Field(64, ge=4, description="CNN embedding size")
+    triplet_margin: float = Field(0.3, gt=0, description="metric-learning margin (cosine distance)")
+    train_steps: int = Field(150, ge=1, description="optimizer steps when cvray trains the CNN")
+    train_lr: float = Field(3e-3, gt=0, description="Adam learning rate of CNN training")
+    batch_ids: int = Field(8, ge=2, description="identities per training batch (P of PK sampling)")
+    batch_per_id: int = Field(4, ge=2, description="crops per identity per batch (K)")
+    train_threads: int = Field(1, ge=1, description="torch CPU threads while training the CNN")
+    min_visibility: float = Field(0.5, ge=0, le=1, description="gt boxes less visible are not used as crops")
 
 
 class CMCConfig(CvrayModel):

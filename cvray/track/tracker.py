@@ -104,7 +104,7 @@ class Tracker:
                 self.tracks.mean[rows], self.tracks.cov[rows], xyxy_to_cxcywh(dets.boxes[cols]))
             self.tracks.score[rows] = dets.scores[cols]
             self.tracks.mark_matched(rows, self.cfg.min_hits)
-            if dets.embeddings is not None:
+            if dets.embeddings is not None and use_appearance:  # never from low-score (occluded) crops
                 self.tracks.update_embedding(rows, dets.embeddings[cols], self.cfg.appearance.ema_momentum)
         return np.stack([rows, cols], axis=1), trk[um_t], det_idx[um_d]
 
