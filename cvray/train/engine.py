@@ -169,7 +169,7 @@ def train_one_epoch(state: TrainState, batches: Iterable[list[Sample]], opts: St
 
 
 def train_loop(state: TrainState, epochs: Callable[[int], Iterable[list[Sample]]], opts: StepOptions,
-               hooks: list) -> TrainState:
+               hooks: list, *, start_epoch: int = 0) -> TrainState:
     """Run epochs (``epochs(e)`` gives epoch ``e``'s batches) until ``state.max_iter``.
 
     A :class:`NonFiniteLossError` stops the loop: hooks still see ``after_train`` (with
@@ -178,7 +178,7 @@ def train_loop(state: TrainState, epochs: Callable[[int], Iterable[list[Sample]]
     """
     for h in hooks:
         h.before_train(state)
-    epoch = 0
+    epoch = start_epoch
     try:
         while state.iteration < state.max_iter:
             before = state.iteration

@@ -63,6 +63,9 @@ class WorkerEnv:
     prepare_model: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m
     initial_checkpoint: dict | None = None  # e.g. from ray.train.get_checkpoint()
     on_saved: Callable | None = None
+    # Known when the whole split is in this process (plain runs): lets a resumed run skip the
+    # batches it already trained on, so it continues on exactly the same data.
+    steps_per_epoch: int | None = None
 
 
 def worker_seed(seed: int, rank: int) -> int:
@@ -176,16 +179,23 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
     hooks.extend(job.extra_hooks)
 
     issues: list = []
+    start_epoch, skip = 0, 0
+    if env.steps_per_epoch:
+        start_epoch, done = divmod(state.iteration, env.steps_per_epoch)
+        skip = done * cfg.grad_accum_steps * cfg.batch_size  # samples already trained on
 
     def epochs(e: int) -> Iterable[list[Sample]]:
-        return chunks(samples(env.train_records(e), job.images_root, job.categories, task=task,
+        recs = env.train_records(e)
+        if e == start_epoch and skip:
+            recs = list(recs)[skip:]
+        return chunks(samples(recs, job.images_root, job.categories, task=task,
                               ignore_index=cfg.loss.ignore_index, transform=augment, issues=issues),
                       cfg.batch_size)
 
     start_iter = state.iteration
     opts = StepOptions(cfg.grad_accum_steps, cfg.optim.clip_grad_norm, use_amp, env.device)
     try:
-        train_loop(state, epochs, opts, hooks)
+        train_loop(state, epochs, opts, hooks, start_epoch=start_epoch)
     finally:
         outputs.close()
         if job.run is not None and issues:

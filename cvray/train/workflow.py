@@ -65,7 +65,8 @@ def fit(job: TrainJob) -> dict[str, Any]:
             random.Random(job.seed * 100003 + epoch).shuffle(order)
         return order
 
-    return run_worker(job, WorkerEnv(train_records=train_records))
+    steps = len(recs) // job.cfg.batch_size // job.cfg.grad_accum_steps
+    return run_worker(job, WorkerEnv(train_records=train_records, steps_per_epoch=steps or None))
 
 
 def run_training(cfg: Any, run: Any, dataset_uri: str, *, seed: int | None = None, use_ray: bool = True,
