@@ -106,3 +106,17 @@ def test_actor_per_sequence_parallel_idempotent_and_bad_file(ray_session, tmp_pa
     track_sequences(jobs[:1], cfg, out)
     assert (Path(out) / "SYN-01.txt").read_bytes() == first
     assert sorted(p.name for p in Path(out).glob("*.txt")) == ["SYN-01.txt", "SYN-02.txt"]
+
+
+def test_track_eval_diagnostics_json(capsys, synth, tmp_path):
+    seq = synth["sequences"][0]
+    assert main(["track", "--det", seq["det"], "--out", str(tmp_path / "o"), "--root", str(tmp_path / "r"),
+                 "--json"]) == 0
+    capsys.readouterr()
+    root = str(Path(seq["dir"]).parent)
+    assert main(["track", "eval", "--gt", root, "--pred", str(tmp_path / "o"), "--diagnostics", "--json"]) == 0
+    out = _json(capsys)
+    assert out["missing_predictions"] == ["SYN-02"]
+    diag = out["SYN-01"]["diagnostics"]
+    assert sum(diag["causes"]["IDSW"].values()) == out["SYN-01"]["IDSW"]
+    assert sum(diag["causes"]["Frag"].values()) == out["SYN-01"]["Frag"]

@@ -45,6 +45,8 @@ def register(sub) -> None:
     e = p.add_argument_group("evaluation (`cvray track eval`)")
     e.add_argument("--gt", help="ground truth: <seq>/gt/gt.txt folder, flat <seq>.txt folder, or a file")
     e.add_argument("--pred", help="tracker output: flat <seq>.txt folder (or TrackEval data/), or a file")
+    e.add_argument("--diagnostics", action="store_true",
+                   help="attribute ID switches / fragmentations to causes; recall by occlusion level")
     e.add_argument("--mot17-classes", action="store_true",
                    help="MOT16/17 gt: drop predictions on distractor classes, evaluate pedestrians only")
     add_common_args(p)
@@ -84,13 +86,22 @@ def run_track_eval(args: argparse.Namespace) -> int:
     missing = [s for s in gts if s not in preds]
     import numpy as np
 
-    partials, out = [], {}
+    partials, diags, out = [], [], {}
     for seq in gts:
         pr = read_mot(preds[seq]) if seq in preds else np.zeros((0, 10))
-        part = evaluate_sequence(read_mot(gts[seq]), pr, mot17_classes=args.mot17_classes)
+        gt = read_mot(gts[seq])
+        part = evaluate_sequence(gt, pr, mot17_classes=args.mot17_classes)
         partials.append(part)
         out[seq] = _round(summarize(part))
+        if args.diagnostics:
+            diags.append(_diagnose(gts[seq], gt, pr))
+            out[seq]["diagnostics"] = {k: diags[-1][k] for k in ("causes", "by_occlusion")}
     out["combined"] = _round(summarize(combine(partials)))
+    if args.diagnostics:
+        from cvray.track.diagnostics import combine_diagnostics
+
+        comb = combine_diagnostics(diags)
+        out["combined"]["diagnostics"] = {k: comb[k] for k in ("causes", "by_occlusion")}
     if missing:
         out["missing_predictions"] = missing  # evaluated as empty tracker output (all FN)
     if args.json:
@@ -98,6 +109,20 @@ def run_track_eval(args: argparse.Namespace) -> int:
     else:
         _print_table(out)
     return 0
+
+
+def _diagnose(gt_uri: str, gt, pr) -> dict:
+    """Diagnostics with the image size from ``<seq>/seqinfo.ini`` when the gt sits in a sequence."""
+    from cvray.io import storage
+    from cvray.track.diagnostics import diagnose_sequence
+    from cvray.track.io import read_seqinfo
+
+    size = None
+    ini = storage.join(posixpath.dirname(posixpath.dirname(gt_uri)), "seqinfo.ini")
+    if storage.exists(ini):
+        info = read_seqinfo(ini)
+        size = (info.im_height, info.im_width) if info.im_height and info.im_width else None
+    return diagnose_sequence(gt, pr, image_size=size)
 
 
 def _print_table(out: dict) -> None:
@@ -116,6 +141,13 @@ def _print_table(out: dict) -> None:
                       style="bold" if seq == "combined" else None)
     console = Console(highlight=False, width=160)
     console.print(table)
+    diag = out["combined"].get("diagnostics")
+    if diag:
+        for kind, counts in diag["causes"].items():
+            console.print(f"{kind} by cause: " + ", ".join(f"{c} {n}" for c, n in counts.items()))
+        console.print("recall by gt visibility: " + ", ".join(
+            f"[{r['visibility_min']:.2f}, {r['visibility_max']:.2f}) {r['recall']:.1f}% of {r['gt_boxes']}"
+            for r in diag["by_occlusion"] if r["gt_boxes"]))
     if out.get("missing_predictions"):
         console.print(f"missing tracker output (scored as empty): {', '.join(out['missing_predictions'])}")
 

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from cvray.config import CvrayModel
 
-__all__ = ["AppearanceConfig", "CMCConfig", "KalmanConfig", "TrackConfig"]
+__all__ = ["AppearanceConfig", "CMCConfig", "DiagnosticsConfig", "KalmanConfig", "TrackConfig"]
 
 
 class KalmanConfig(CvrayModel):
@@ -52,6 +52,15 @@ class CMCConfig(CvrayModel):
     ransac_threshold: float = Field(3.0, gt=0, description="RANSAC reprojection threshold (pixels)")
 
 
+class DiagnosticsConfig(CvrayModel):
+    """How ID switches / fragmentations are attributed to a cause, and occlusion strata."""
+
+    occlusion_visibility: float = Field(0.5, ge=0, le=1, description="gt visibility below this = occluded")
+    crossing_iou: float = Field(0.1, ge=0, le=1, description="overlap with another gt object = crossing")
+    inside_fraction: float = Field(0.5, ge=0, le=1, description="box less inside the image = out of view")
+    occlusion_bins: tuple[float, ...] = Field((0.25, 0.5, 0.75), description="visibility bin edges")
+
+
 class TrackConfig(CvrayModel):
     """Tracker thresholds. Scores are detector confidences, costs are distances in [0, 1]."""
 
@@ -76,6 +85,7 @@ class TrackConfig(CvrayModel):
     kalman: KalmanConfig = Field(default_factory=KalmanConfig)
     appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
     cmc: CMCConfig = Field(default_factory=CMCConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
     def max_age_frames(self, frame_rate: float) -> int:
         """``max_age`` scaled from ``reference_fps`` to the sequence's frame rate."""

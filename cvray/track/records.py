@@ -93,6 +93,10 @@ class FrameTracks:
     states: list[str]
     prior_boxes: np.ndarray
     det_index: np.ndarray
+    #: tracks alive but not output this frame (tentative, lost: coasting on the prediction),
+    #: for review videos; ``(ids, boxes xyxy, states)``
+    others: tuple[np.ndarray, np.ndarray, list[str]] = field(
+        default_factory=lambda: (np.zeros(0, np.int64), np.zeros((0, 4)), []))
 
     def __len__(self) -> int:
         return len(self.ids)

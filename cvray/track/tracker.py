@@ -195,6 +195,7 @@ class Tracker:
         T = self.tracks
         show = (T.since_update == 0) & ((T.state == CONFIRMED) | (self.cfg.output_tentative & (T.state == TENTATIVE)))
         idx = np.nonzero(show)[0]
+        rest = np.nonzero(~show)[0]
         boxes = T.xyxy(idx)
         ids = T.ids[idx]
         return FrameTracks(
@@ -202,4 +203,5 @@ class Tracker:
             classes=T.cls[idx].copy(), states=[STATE_NAMES[s] for s in T.state[idx]],
             prior_boxes=np.array([prior.get(int(i), b) for i, b in zip(ids, boxes)]).reshape(-1, 4),
             det_index=np.array([det_of.get(int(i), -1) for i in ids], np.int64),
+            others=(T.ids[rest].copy(), T.xyxy(rest), [STATE_NAMES[s] for s in T.state[rest]]),
         )
