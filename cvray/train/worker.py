@@ -168,12 +168,24 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
     timing = TimingHook()
     curves = MetricsHook(cfg.log_period, writer=outputs)
     hooks: list[Hook] = [LRSchedulerHook(), timing, curves]
-    ckpt_hook = None
+    ckpt_hook = eval_hook = None
     if store is not None:
-        ckpt_hook = CheckpointHook(store, cfg.checkpoint_period, metric, on_saved=env.on_saved)
+        def on_saved(st: TrainState, name: str, uri: str) -> None:
+            if name == "latest" and st.is_main:  # curves up to every checkpoint survive a stop
+                outputs.curves(curves.rows, eval_hook.history if eval_hook is not None else [])
+            if env.on_saved is not None:
+                env.on_saved(st, name, uri)
+
+        ckpt_hook = CheckpointHook(store, cfg.checkpoint_period, metric, on_saved=on_saved)
     if job.val_annotations:
-        hooks.append(EvalHook(cfg.eval_period, _eval_fn(job, env), metric, writer=outputs,
-                              checkpointer=ckpt_hook, curves=curves))
+        eval_hook = EvalHook(cfg.eval_period, _eval_fn(job, env), metric, writer=outputs,
+                             checkpointer=ckpt_hook, curves=curves)
+        hooks.append(eval_hook)
+    if ckpt is not None and env.rank == 0 and job.run is not None:
+        # a resumed run keeps its curves: rows up to the checkpoint's iteration carry over
+        curves.rows = _prior_rows(job.run, "train_curves", state.iteration)
+        if eval_hook is not None:
+            eval_hook.history = _prior_rows(job.run, "eval_metrics", state.iteration)
     if ckpt_hook is not None:
         hooks.append(ckpt_hook)
     hooks.extend(job.extra_hooks)
@@ -222,6 +234,14 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
         "skipped_images": len({i.get("image_id") for i in issues}),
         **timing.summary(),
     }
+
+
+def _prior_rows(run, table: str, upto: int) -> list[dict]:
+    try:
+        rows = run.read_table(table).to_pylist()
+    except Exception:  # nothing written before the stop (StorageError / missing folder)
+        return []
+    return [r for r in rows if r["iteration"] <= upto]
 
 
 def _dedupe(issues: list[dict]) -> list[dict]:
