@@ -18,7 +18,8 @@ class KalmanConfig(CvrayModel):
     """Noise of the constant-velocity filter, relative to box size (ByteTrack/BoT-SORT values)."""
 
     std_weight_position: float = Field(1.0 / 20, gt=0, description="position std per unit of box size")
-    std_weight_velocity: float = Field(1.0 / 160, gt=0, description="velocity std per unit of box size")
+    std_weight_velocity: float = Field(1.0 / 40, gt=0, description="velocity std per unit of box size "
+                                       "(ByteTrack: 1/160; 1/40 follows fast objects, see docs/tracking.md)")
 
 
 class AppearanceConfig(CvrayModel):
@@ -68,9 +69,9 @@ class TrackConfig(CvrayModel):
     low_score: float = Field(0.1, ge=0, le=1, description="detections in [low, high) enter the second one")
     new_track_score: float = Field(0.7, ge=0, le=1, description="unmatched high detections >= this start tracks")
     two_stage: bool = Field(True, description="associate low-score detections in a second stage (BYTE)")
-    match_max_cost: float = Field(0.8, gt=0, description="first association: no match above this cost")
-    second_max_cost: float = Field(0.5, gt=0, description="second association (IoU only): max 1-IoU")
-    tentative_max_cost: float = Field(0.7, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
+    match_max_cost: float = Field(0.9, gt=0, description="first association: no match above this cost")
+    second_max_cost: float = Field(0.9, gt=0, description="second association (IoU only): max 1-IoU")
+    tentative_max_cost: float = Field(0.9, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
     gating: Literal["none", "mahalanobis", "iou", "centre"] = Field(
         "iou", description="pairs failing the gate are never matched (iou: no overlap)")
     mahalanobis_gate: float = Field(9.4877, gt=0, description="chi-square 0.95 quantile, 4 dof")

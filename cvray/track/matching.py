@@ -20,13 +20,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
+    area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
     union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
 
 
 def iou_distance(tracks_xyxy: np.ndarray, dets_xyxy: np.ndarray) -> np.ndarray:
@@ -66,24 +67,26 @@ def fuse_cost(iou_cost: np.ndarray, app_cost: np.ndarray | None, weight: float,
     return np.where(app_cost > max_app, np.inf, cost)
 
 
-def linear_assignment(cost: np.ndarray, max_cost: float
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_assignment(cost: np.ndarray, max_cost: float, *, return_arrays: bool = False):
     """Minimum-cost matching with no pair above ``max_cost``.
 
-    Returns ``(matches (K, 2) [row, col], unmatched_rows, unmatched_cols)``. Pairs that are the
-    only candidate of both their row and column are matched directly (exact, and most pairs in a
+    Returns ``(matches (K, 2) [row, col], unmatched_rows, unmatched_cols)`` (or, with
+    ``return_arrays``, ``(rows, cols, unmatched_rows, unmatched_cols)``). Pairs that are the only
+    candidate of both their row and column are matched directly (exact, and most pairs in a
     tracking frame); the remaining ambiguous block is solved by scipy's Hungarian solver on the
     matrix extended with "stay unmatched" entries of cost ``max_cost / 2``.
     """
     cost = np.asarray(cost, dtype=np.float64)
     n, m = cost.shape
-    valid = np.isfinite(cost) & (cost <= max_cost)
+    valid = cost <= max_cost                       # False for inf and NaN too
     row_deg, col_deg = valid.sum(1), valid.sum(0)
-    solo = valid & (row_deg[:, None] == 1) & (col_deg[None, :] == 1)
+    solo = valid & (row_deg == 1)[:, None] & (col_deg == 1)[None, :]
     r1, c1 = np.nonzero(solo)
-    rest_r = np.nonzero((row_deg > 0) & ~solo.any(1))[0]
-    rest_c = np.nonzero((col_deg > 0) & ~solo.any(0))[0]
-    r2 = c2 = np.zeros(0, dtype=np.int64)
+    row_solo, col_solo = np.zeros(n, bool), np.zeros(m, bool)
+    row_solo[r1], col_solo[c1] = True, True
+    rest_r = np.flatnonzero((row_deg > 0) & ~row_solo)
+    rest_c = np.flatnonzero((col_deg > 0) & ~col_solo)
+    rows, cols = r1, c1
     if len(rest_r) and len(rest_c):
         sub = cost[np.ix_(rest_r, rest_c)]
         sub_valid = valid[np.ix_(rest_r, rest_c)]
@@ -94,11 +97,14 @@ def linear_assignment(cost: np.ndarray, max_cost: float
         ext[np.arange(a), b + np.arange(a)] = max_cost / 2   # row i stays unmatched
         ext[a + np.arange(b), np.arange(b)] = max_cost / 2   # column j stays unmatched
         ext[a:, b:] = 0.0
-        rows, cols = linear_sum_assignment(ext)
-        keep = (rows < a) & (cols < b)
-        keep[keep] = sub_valid[rows[keep], cols[keep]]
-        r2, c2 = rest_r[rows[keep]], rest_c[cols[keep]]
-    matches = np.stack([np.concatenate([r1, r2]), np.concatenate([c1, c2])], axis=1).astype(np.int64)
-    um_r = np.setdiff1d(np.arange(n), matches[:, 0], assume_unique=True)
-    um_c = np.setdiff1d(np.arange(m), matches[:, 1], assume_unique=True)
-    return matches, um_r, um_c
+        rr, cc = linear_sum_assignment(ext)
+        keep = (rr < a) & (cc < b)
+        keep[keep] = sub_valid[rr[keep], cc[keep]]
+        rows = np.concatenate([r1, rest_r[rr[keep]]])
+        cols = np.concatenate([c1, rest_c[cc[keep]]])
+    um_r, um_c = np.ones(n, bool), np.ones(m, bool)
+    um_r[rows], um_c[cols] = False, False
+    um_r, um_c = np.flatnonzero(um_r), np.flatnonzero(um_c)
+    if return_arrays:
+        return rows, cols, um_r, um_c
+    return np.stack([rows, cols], axis=1).astype(np.int64), um_r, um_c

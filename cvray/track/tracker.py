@@ -21,11 +21,14 @@ from cvray.track import matching
 from cvray.track.config import TrackConfig
 from cvray.track.kalman import KalmanFilter, xyxy_to_cxcywh
 from cvray.track.records import Detections, FrameTracks
-from cvray.track.track import CONFIRMED, LOST, STATE_NAMES, TENTATIVE, TrackSet
+from cvray.track.track import CONFIRMED, DELETED, LOST, STATE_NAMES, TENTATIVE, TrackSet
 
 __all__ = ["Tracker"]
 
 log = logging.getLogger(__name__)
+
+_EMPTY = np.zeros(0, np.int64)
+_STATE_ARR = np.array(STATE_NAMES, dtype=object)
 
 #: ``extractor(image, boxes_xyxy) -> (N, D)`` L2-normalised embeddings
 Extractor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -59,54 +62,50 @@ class Tracker:
             self.cmc.reset()
 
     # -- cost of one association stage -----------------------------------------------------
-    def _cost(self, trk: np.ndarray, dets: Detections, *, stage: str, use_appearance: bool,
-              fuse_score: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray]:
+    def _cost(self, trk: np.ndarray, t_boxes: np.ndarray, dets: Detections, det_idx: np.ndarray, *,
+              use_appearance: bool, fuse_score: bool
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Cost matrix (tracks x dets) with gated pairs at ``inf``; also IoU, app distance, gate."""
         cfg = self.cfg
-        t_boxes = self.tracks.xyxy(trk)
-        iou_cost = matching.iou_distance(t_boxes, dets.boxes)
-        cost = matching.fuse_score(iou_cost, dets.scores) if fuse_score else iou_cost.copy()
+        d_boxes = dets.boxes[det_idx]
+        iou = matching.box_iou(t_boxes, d_boxes)
+        cost = 1.0 - iou * dets.scores[det_idx][None, :] if fuse_score else 1.0 - iou
         app = None
         if use_appearance and dets.embeddings is not None and cfg.appearance.weight > 0:
-            app = matching.cosine_distance(self.tracks.embedding[trk], dets.embeddings)
+            app = matching.cosine_distance(self.tracks.embedding[trk], dets.embeddings[det_idx])
             app[~self.tracks.has_embedding[trk]] = 0.0       # no gallery yet: IoU decides
             cost = matching.fuse_cost(cost, app, cfg.appearance.weight, cfg.appearance.max_distance)
-        gate = np.ones(cost.shape, bool)
+        gate = None
         if cfg.gating == "mahalanobis":
-            d2 = self.kf.gating_distance(self.tracks.mean[trk], self.tracks.cov[trk],
-                                         xyxy_to_cxcywh(dets.boxes))
+            d2 = self.kf.gating_distance(self.tracks.mean[trk], self.tracks.cov[trk], xyxy_to_cxcywh(d_boxes))
             gate = d2 <= cfg.mahalanobis_gate
         elif cfg.gating == "iou":
-            gate = iou_cost < 1.0
+            gate = iou > 0.0
         elif cfg.gating == "centre":
-            gate = matching.centre_gate(t_boxes, dets.boxes, cfg.centre_gate)
+            gate = matching.centre_gate(t_boxes, d_boxes, cfg.centre_gate)
         if cfg.per_class:
-            gate &= self.tracks.cls[trk][:, None] == dets.classes[None, :]
-        cost[~gate] = np.inf
-        return cost, 1.0 - iou_cost, app, gate
+            same = self.tracks.cls[trk][:, None] == dets.classes[det_idx][None, :]
+            gate = same if gate is None else gate & same
+        if gate is not None:
+            cost[~gate] = np.inf
+        return cost, iou, app, gate
 
-    def _associate(self, trk: np.ndarray, dets: Detections, det_idx: np.ndarray, *, stage: str,
-                   max_cost: float, use_appearance: bool, fuse_score: bool
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Match tracks ``trk`` to detections ``det_idx``; returns (matches as (track row, det
-        index) pairs, unmatched track rows, unmatched det indices) and applies the Kalman update."""
+    def _associate(self, trk: np.ndarray, boxes: np.ndarray, dets: Detections, det_idx: np.ndarray, *,
+                   stage: str, max_cost: float, use_appearance: bool, fuse_score: bool
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Match track rows ``trk`` (predicted boxes ``boxes[trk]``) to detections ``det_idx``.
+
+        Returns matched track rows, matched detection indices, unmatched track rows and unmatched
+        detection indices. The Kalman update happens once per frame, after all stages."""
         if len(trk) == 0 or len(det_idx) == 0:
-            return np.zeros((0, 2), np.int64), trk, det_idx
-        sub = dets.select(det_idx)
-        cost, iou, app, gate = self._cost(trk, sub, stage=stage, use_appearance=use_appearance,
+            return _EMPTY, _EMPTY, trk, det_idx
+        cost, iou, app, gate = self._cost(trk, boxes[trk], dets, det_idx, use_appearance=use_appearance,
                                           fuse_score=fuse_score)
-        pairs, um_t, um_d = matching.linear_assignment(cost, max_cost)
+        r, c, um_t, um_d = matching.linear_assignment(cost, max_cost, return_arrays=True)
         if self.cfg.log_associations:
-            self._log(stage, trk, det_idx, pairs, cost, iou, app, gate)
-        rows, cols = trk[pairs[:, 0]], det_idx[pairs[:, 1]]
-        if len(rows):
-            self.tracks.mean[rows], self.tracks.cov[rows] = self.kf.update(
-                self.tracks.mean[rows], self.tracks.cov[rows], xyxy_to_cxcywh(dets.boxes[cols]))
-            self.tracks.score[rows] = dets.scores[cols]
-            self.tracks.mark_matched(rows, self.cfg.min_hits)
-            if dets.embeddings is not None and use_appearance:  # never from low-score (occluded) crops
-                self.tracks.update_embedding(rows, dets.embeddings[cols], self.cfg.appearance.ema_momentum)
-        return np.stack([rows, cols], axis=1), trk[um_t], det_idx[um_d]
+            self._log(stage, trk, det_idx, np.stack([r, c], axis=1), cost, iou, app,
+                      np.ones(cost.shape, bool) if gate is None else gate)
+        return trk[r], det_idx[c], trk[um_t], det_idx[um_d]
 
     def _log(self, stage, trk, det_idx, pairs, cost, iou, app, gate) -> None:
         matched = dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
@@ -134,74 +133,92 @@ class Tracker:
 
         # Step 1: split detections by score (BYTE): high ones drive the first association,
         # low ones (often occluded objects) only extend existing tracks in the second.
-        high = np.nonzero(dets.scores >= cfg.high_score)[0]
-        low = np.nonzero((dets.scores >= cfg.low_score) & (dets.scores < cfg.high_score))[0]
+        scores = dets.scores
+        high = np.flatnonzero(scores >= cfg.high_score)
+        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
 
         # Step 2: predict every track one frame ahead (lost tracks keep moving but stop growing),
         # then warp the predictions by the camera motion between the previous and this frame.
-        if len(T):
+        n_old = len(T)
+        if n_old:
             T.mean[T.state == LOST, 6:8] = 0.0
             T.mean, T.cov = self.kf.predict(T.mean, T.cov)
             T.since_update += 1
         if self.cmc is not None and image is not None:
             warp = self.cmc.estimate(image)
-            if len(T):
+            if n_old:
                 T.mean, T.cov = self.cmc.apply(warp, T.mean, T.cov)
-        prior = {int(i): b for i, b in zip(T.ids, T.xyxy())}
+        prior = T.xyxy()
 
         # Step 3: first association -- confirmed and lost tracks vs high-score detections,
         # IoU (score-fused) blended with appearance, gated, no match above match_max_cost.
-        pool = np.nonzero((T.state == CONFIRMED) | (T.state == LOST))[0]
-        m1, um_trk, um_high = self._associate(pool, dets, high, stage="first",
-                                              max_cost=cfg.match_max_cost, use_appearance=True,
-                                              fuse_score=cfg.fuse_score)
+        state = T.state
+        pool = np.flatnonzero(state != TENTATIVE)
+        r1, c1, um_trk, um_high = self._associate(pool, prior, dets, high, stage="first",
+                                                  max_cost=cfg.match_max_cost, use_appearance=True,
+                                                  fuse_score=cfg.fuse_score)
 
         # Step 4: second association -- tracks still unmatched that were tracked in the previous
         # frame (not lost) vs low-score detections, IoU only (appearance is unreliable there).
-        m2 = np.zeros((0, 2), np.int64)
-        if cfg.two_stage:
-            r_trk = um_trk[T.state[um_trk] == CONFIRMED]
-            m2, _, _ = self._associate(r_trk, dets, low, stage="second",
-                                       max_cost=cfg.second_max_cost, use_appearance=False,
-                                       fuse_score=False)
+        r2 = c2 = _EMPTY
+        if cfg.two_stage and len(low):
+            r_trk = um_trk[state[um_trk] == CONFIRMED]
+            r2, c2, _, _ = self._associate(r_trk, prior, dets, low, stage="second",
+                                           max_cost=cfg.second_max_cost, use_appearance=False,
+                                           fuse_score=False)
 
         # Step 5: tentative tracks (seen once) vs the high detections left over.
-        tent = np.nonzero(T.state == TENTATIVE)[0]
-        m3, _, um_high = self._associate(tent, dets, um_high, stage="tentative",
-                                         max_cost=cfg.tentative_max_cost, use_appearance=True,
-                                         fuse_score=cfg.fuse_score)
+        tent = np.flatnonzero(state == TENTATIVE)
+        r3, c3, _, um_high = self._associate(tent, prior, dets, um_high, stage="tentative",
+                                             max_cost=cfg.tentative_max_cost, use_appearance=True,
+                                             fuse_score=cfg.fuse_score)
 
-        # Step 6: tracks not matched in any stage: confirmed -> lost, tentative -> deleted.
-        matched = np.concatenate([m1[:, 0], m2[:, 0], m3[:, 0]])
-        missed = np.setdiff1d(np.arange(len(T)), matched)
-        T.mark_missed(missed)
+        # Step 6: Kalman update of every matched track with its detection (stages are disjoint,
+        # so one batched update equals updating after each stage); gallery EMA from high-score
+        # matches only; tracks not matched in any stage: confirmed -> lost, tentative -> deleted.
+        rows = np.concatenate([r1, r2, r3])
+        cols = np.concatenate([c1, c2, c3])
+        if len(rows):
+            T.mean[rows], T.cov[rows] = self.kf.update(T.mean[rows], T.cov[rows],
+                                                       xyxy_to_cxcywh(dets.boxes[cols]))
+            T.score[rows] = scores[cols]
+            T.mark_matched(rows, cfg.min_hits)
+            if dets.embeddings is not None:
+                hr, hc = np.concatenate([r1, r3]), np.concatenate([c1, c3])
+                T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
+        missed = np.ones(n_old, bool)
+        missed[rows] = False
+        T.mark_missed(np.flatnonzero(missed))
+        det_of = np.full(n_old, -1, np.int64)
+        det_of[rows] = cols
 
         # Step 7: start tracks from unmatched confident detections (confirmed at once on the
         # first frame, as ByteTrack does, else tentative).
-        new = um_high[dets.scores[um_high] >= cfg.new_track_score]
-        det_of = {int(T.ids[r]): int(c) for r, c in np.concatenate([m1, m2, m3])}
+        new = um_high[scores[um_high] >= cfg.new_track_score]
         if len(new):
             mean, cov = self.kf.initiate(xyxy_to_cxcywh(dets.boxes[new]))
-            ids = T.add(mean, cov, dets.scores[new], dets.classes[new], self.frame,
-                        confirmed=self.frame == 1 or cfg.min_hits <= 1,
-                        embedding=None if dets.embeddings is None else dets.embeddings[new])
-            det_of.update(zip(ids.tolist(), new.tolist()))
+            T.add(mean, cov, scores[new], dets.classes[new], self.frame,
+                  confirmed=self.frame == 1 or cfg.min_hits <= 1,
+                  embedding=None if dets.embeddings is None else dets.embeddings[new])
+            det_of = np.concatenate([det_of, new])
+            prior = np.concatenate([prior, T.xyxy(slice(n_old, None))])
+        out = self._output(det_of, prior)
 
         # Step 8: delete tracks lost for longer than max_age (scaled by frame rate).
         T.expire(self.max_age)
-        return self._output(det_of, prior)
+        return out
 
-    def _output(self, det_of: dict[int, int], prior: dict[int, np.ndarray]) -> FrameTracks:
+    def _output(self, det_of: np.ndarray, prior: np.ndarray) -> FrameTracks:
         T = self.tracks
-        show = (T.since_update == 0) & ((T.state == CONFIRMED) | (self.cfg.output_tentative & (T.state == TENTATIVE)))
-        idx = np.nonzero(show)[0]
-        rest = np.nonzero(~show)[0]
-        boxes = T.xyxy(idx)
-        ids = T.ids[idx]
+        show = (T.since_update == 0) & (T.state == CONFIRMED)
+        if self.cfg.output_tentative:
+            show |= (T.since_update == 0) & (T.state == TENTATIVE)
+        show &= T.state != DELETED
+        idx = np.flatnonzero(show)
+        rest = np.flatnonzero(~show & (T.state != DELETED))
         return FrameTracks(
-            frame=self.frame, ids=ids.copy(), boxes=boxes, scores=T.score[idx].copy(),
-            classes=T.cls[idx].copy(), states=[STATE_NAMES[s] for s in T.state[idx]],
-            prior_boxes=np.array([prior.get(int(i), b) for i, b in zip(ids, boxes)]).reshape(-1, 4),
-            det_index=np.array([det_of.get(int(i), -1) for i in ids], np.int64),
-            others=(T.ids[rest].copy(), T.xyxy(rest), [STATE_NAMES[s] for s in T.state[rest]]),
+            frame=self.frame, ids=T.ids[idx], boxes=T.xyxy(idx), scores=T.score[idx],
+            classes=T.cls[idx], states=_STATE_ARR[T.state[idx]].tolist(),
+            prior_boxes=prior[idx], det_index=det_of[idx],
+            others=(T.ids[rest], prior[rest], _STATE_ARR[T.state[rest]].tolist()),
         )
