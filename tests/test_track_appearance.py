@@ -110,7 +110,7 @@ def test_tracker_uses_appearance_from_images(synth):
 @pytest.fixture(scope="module")
 def panning(tmp_path_factory):
     return make_mot(tmp_path_factory.mktemp("pan"), n_videos=3, seed=2, n_frames=40, n_objects=5,
-                    camera_pan=True, config=MotSynthConfig(pan_speed=0.04))
+                    camera_pan=True, config=MotSynthConfig(pan_speed=0.06))
 
 
 def test_cmc_recovers_camera_translation(panning):
@@ -125,7 +125,7 @@ def test_cmc_recovers_camera_translation(panning):
         else:  # the scene moves opposite to the camera
             errors.append(np.abs(warp[:, 2] + (cams[f - 1] - cams[f - 2])).max())
             scales.append(abs(np.hypot(warp[0, 0], warp[0, 1]) - 1))
-    assert np.median(errors) < 1.5, errors        # pixels; the camera moves ~5 px per frame
+    assert np.median(errors) < 1.5, errors        # pixels; the camera moves ~8 px per frame
     assert np.median(scales) < 0.02, scales       # pure translation: no scale/rotation
 
 
@@ -149,5 +149,5 @@ def test_cmc_improves_tracking_under_camera_pan(panning):
         return summarize(combine(parts))
 
     off, on = evaluate(TrackConfig()), evaluate(TrackConfig(cmc={"enabled": True}))
-    # measured: HOTA 55.0 -> 59.9, IDF1 66.0 -> 76.5
+    # measured (pan 0.06 of the width per frame): HOTA 46.8 -> 53.1, IDF1 60.3 -> 70.0
     assert on["HOTA"] >= off["HOTA"] + 2.0 and on["IDF1"] >= off["IDF1"] + 5.0, (off, on)
