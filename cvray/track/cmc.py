@@ -1,7 +1,7 @@
 """Camera-motion compensation: a global similarity transform between consecutive frames.
 
 Corners (``cv2.goodFeaturesToTrack``) of the previous frame are followed into the current one with
-pyramidal Lucas-Kanade flow and a 4-dof similarity (rotation, uniform scale, translation) is fitted
+pyramidal Lucas-Kanade flow (seeded by the global phase-correlation shift) and a 4-dof similarity (rotation, uniform scale, translation) is fitted
 with ``cv2.estimateAffinePartial2D`` + RANSAC, so moving objects are outliers. The tracker applies
 the transform to its Kalman predictions before association (BoT-SORT's GMC), which keeps IoU
 matching working while the camera pans.
@@ -62,7 +62,12 @@ class CameraMotion:
                                       minDistance=_MIN_DISTANCE, blockSize=3)
         if pts is None or len(pts) < _MIN_INLIERS:
             return eye
-        nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, gray, pts, None)
+        # global shift by phase correlation first: it seeds the flow, so periodic texture cannot
+        # pull a point one period off (an aliasing failure of plain pyramidal LK)
+        window = cv2.createHanningWindow(gray.shape[::-1], cv2.CV_32F)
+        (dx, dy), _resp = cv2.phaseCorrelate(prev.astype(np.float32), gray.astype(np.float32), window)
+        guess = (pts + np.array([dx, dy], np.float32)).astype(np.float32)
+        nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, gray, pts, guess, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
         ok = status.ravel() == 1
         if ok.sum() < _MIN_INLIERS:
             return eye
