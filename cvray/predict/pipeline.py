@@ -99,7 +99,9 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
         fn_constructor_args=(model_factory,),
         fn_constructor_kwargs={"postprocess_cfg": cfg.postprocess, "category_ids": category_ids,
                                "device": "cuda" if gpus > 0 else "cpu"},
-        compute=ray.data.ActorPoolStrategy(size=cfg.num_actors),
+        # an elastic pool (1..num_actors): after a node is lost the job goes on with fewer replicas
+        # instead of waiting for resources that are gone
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.num_actors),
         batch_size=cfg.batch_size, batch_format="numpy",
         num_cpus=cfg.num_cpus_per_actor, num_gpus=gpus,
     )
