@@ -126,3 +126,18 @@ def test_checkpoints_and_tables_on_s3(s3_bucket, tiny_coco):
     assert out["metrics"]["segm_AP"] == pytest.approx(evals[-1]["segm_AP"])
     assert storage.read_bytes(run.path("artifacts", "learning_curves.png"))[:4] == b"\x89PNG"
     assert any("events.out.tfevents" in f for f in storage.list_files(run.path("tensorboard")))
+
+
+def test_semantic_training_reports_miou_per_class_and_ignores_crowd(tmp_path, tiny_coco):
+    cfg = load_config(None, [
+        "train.model.arch=lraspp", "train.model.backbone=mobilenet_v3_large", "train.loss.kind=ce_dice",
+        "train.loss.class_weights=[0.5,1.0,1.0]", "train.batch_size=2", "train.max_iter=2",
+        "train.eval_period=0", "train.checkpoint_period=2", "train.tensorboard=false",
+        "train.augment.crop_size=[48,48]", "train.optim.lr=0.01"])
+    with start_run("train", config=cfg, root=str(tmp_path), seed=0) as run:
+        out = run_training(cfg, run, tiny_coco, use_ray=False)
+    assert out["task"] == "semantic" and out["best_metric_name"] == "mIoU"
+    assert 0.0 <= out["metrics"]["mIoU"] <= 1.0 and 0.0 <= out["metrics"]["mDice"] <= 1.0
+    rows = run.read_table("per_class_iou").to_pylist()
+    assert [r["name"] for r in rows] == ["background", "circle", "rectangle"]
+    assert CheckpointStore.for_run(run.uri).load("best")["metric_name"] == "mIoU"

@@ -21,11 +21,12 @@ class SemanticSegmenter(nn.Module):
     """Wraps a torchvision segmentation net (``net(x) -> {"out", "aux"?}``).
 
     Images of a batch may differ in size: they are padded to the largest one (padding is
-    ``ignore_index`` in the targets, so it never counts).
+    ``ignore_index`` in the targets, so it never counts). Unlike the detectors, images are not
+    resized here: the training resolution comes from ``augment.scale_range`` / ``crop_size``.
     """
 
-    def __init__(self, net: nn.Module, *, loss: nn.Module | None = None, min_size: int = 0,
-                 ignore_index: int = 255, aux_weight: float = 0.5):
+    def __init__(self, net: nn.Module, *, loss: nn.Module | None = None, ignore_index: int = 255,
+                 aux_weight: float = 0.5):
         super().__init__()
         self.net = net
         self.loss = loss if loss is not None else nn.CrossEntropyLoss(ignore_index=ignore_index)

@@ -149,7 +149,7 @@ def _build_semantic(cfg: ModelConfig, loss: nn.Module | None) -> nn.Module:
     net = builder(weights=None, weights_backbone=None, num_classes=cfg.num_classes + 1, **kw)
     if cfg.weights_backbone is not None:
         load_into(net.backbone, cfg.weights_backbone, ignore_prefixes=("fc.", "classifier."))
-    return SemanticSegmenter(net, loss=loss, min_size=cfg.min_size)
+    return SemanticSegmenter(net, loss=loss)
 
 
 class TorchvisionBackend:

@@ -101,8 +101,6 @@ class TrainConfig(CvrayModel):
         bad = [s for s in self.optim.steps if not 0 < s <= self.max_iter]
         if bad:
             raise ValueError(f"optim.steps {bad} lie outside (0, max_iter={self.max_iter}]")
-        if self.optim.warmup_iters > self.max_iter:
-            raise ValueError(f"optim.warmup_iters={self.optim.warmup_iters} exceeds max_iter={self.max_iter}")
         return self
 
     @property

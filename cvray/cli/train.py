@@ -1,0 +1,81 @@
+"""``cvray train --config configs/X.yaml [--dataset URI] [key=value ...] [--json]``.
+
+Trains with Ray Train (``train.num_workers`` workers; ``--no-ray`` runs the same loop in this
+process). ``train.resume=true`` continues ``train.run_id`` -- or, when that is unset, the most
+recent train run under the runs root that has a checkpoint -- at the same iteration and LR.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+
+log = logging.getLogger(__name__)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a detector / segmenter with Ray Train (resumable)")
+    add_common_args(p)
+    p.add_argument("--dataset", default=None,
+                   help="COCO dataset root (annotations/instances_<split>.json + images/); "
+                        "default: data.root from the config")
+    p.add_argument("--no-ray", action="store_true", help="train in this process, without Ray")
+    p.set_defaults(func=cmd_train)
+
+
+def latest_resumable_run(root: str) -> str | None:
+    """Id of the newest ``train`` run under ``root`` with a ``checkpoints/latest.pt``."""
+    from cvray.io import storage
+
+    try:
+        names = storage.list_dirs(root)
+    except (storage.StorageError, FileNotFoundError):
+        return None
+    for name in sorted(names, reverse=True):  # run ids start with a UTC timestamp
+        if "-train-" in name and storage.exists(storage.join(root, name, "checkpoints", "latest.pt")):
+            return name
+    return None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from cvray.raycluster import cluster_resources, ray_context
+    from cvray.runs import start_run
+    from cvray.train.workflow import run_training
+
+    cfg = load_cli_config(args)
+    dataset = args.dataset or cfg.data.root
+    if not dataset:
+        raise CliError("no dataset: pass --dataset URI or set data.root in the config")
+    run_id = cfg.train.run_id
+    if cfg.train.resume and run_id is None:
+        run_id = latest_resumable_run(cfg.storage.root)
+        if run_id is None:
+            raise CliError(f"train.resume=true but no train run with a checkpoint under {cfg.storage.root}")
+    use_ray = not args.no_ray
+    import contextlib
+
+    ray_ctx = ray_context(cfg.ray) if use_ray else contextlib.nullcontext()
+    with ray_ctx, start_run("train", config=cfg, root=cfg.storage.root, seed=cfg.seed,
+                            argv=args.argv, run_id=run_id) as run:
+        if use_ray:
+            run.update(ray=cluster_resources())
+        summary = run_training(cfg, run, dataset, use_ray=use_ray)
+    m = summary.get("metrics", {})
+    keys = ("bbox_AP", "bbox_AP50", "segm_AP", "segm_AP50", "mIoU", "mDice")
+    out = {
+        "run": run.id,
+        "run_uri": run.uri,
+        "iterations": summary["iterations"],
+        "resumed_from": summary["start_iteration"] or None,
+        "workers": summary.get("workers"),
+        **{k: m[k] for k in keys if k in m},
+        "best": {summary["best_metric_name"]: summary["best_metric"]},
+        "loss_first": summary.get("loss_first"),
+        "loss_last": summary.get("loss_last"),
+        "images_per_s": summary.get("images_per_s"),
+        "checkpoint": summary.get("checkpoint"),
+        "best_checkpoint": summary.get("best_checkpoint"),
+    }
+    emit(out, args, title="cvray train")
+    return 0

@@ -1,0 +1,54 @@
+"""Training stage of ``cvray demo``: a small Mask R-CNN on the synthetic data, 2 Ray Train workers.
+
+``DEMO_TRAIN`` is the CPU-sized preset (``configs/demo_maskrcnn_cpu.yaml`` spells out the same
+values). A user who sets any ``train.*`` key keeps their own train section instead.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from cvray.train.config import TrainConfig
+
+__all__ = ["DEMO_TRAIN", "demo_train", "demo_train_config"]
+
+DEMO_TRAIN: dict[str, Any] = {
+    "model": {"arch": "maskrcnn", "backbone": "mobilenet_v3_large_fpn", "norm": "gn",
+              "min_size": 128, "max_size": 128, "fpn_channels": 64, "box_head_dim": 256,
+              "mask_head_dim": 64, "mask_head_layers": 2, "anchor_sizes": [16, 32, 64, 128],
+              "rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 300,
+              "rpn_pre_nms_top_n_test": 150, "rpn_post_nms_top_n_test": 150,
+              "box_batch_size_per_image": 64},
+    "augment": {"hflip_prob": 0.5, "scale_range": [0.9, 1.1]},
+    "optim": {"optimizer": "adamw", "lr": 0.002, "weight_decay": 0.0001, "schedule": "cosine",
+              "warmup_iters": 10, "clip_grad_norm": 10.0},
+    "max_iter": 80, "batch_size": 2, "eval_period": 40, "checkpoint_period": 40, "log_period": 10,
+    "num_workers": 2, "cpus_per_worker": 1, "max_failures": 1, "torch_threads": 1,
+}
+
+
+def demo_train_config(cfg: Any) -> TrainConfig:
+    """The demo preset, unless the experiment config already sets its own ``train`` section."""
+    if cfg.train != TrainConfig():
+        return cfg.train
+    return TrainConfig.model_validate(DEMO_TRAIN)
+
+
+def demo_train(run: Any, cfg: Any, synth: dict) -> dict[str, Any]:
+    """Train on ``synth["coco_root"]`` with Ray Train; returns AP and where the model is."""
+    from cvray.train.workflow import run_training
+
+    tcfg = demo_train_config(cfg)
+    s = run_training(tcfg, run, synth["coco_root"], seed=cfg.seed, use_ray=True)
+    m = s.get("metrics", {})
+    return {
+        "workers": s.get("workers"),
+        "iterations": s.get("iterations"),
+        "loss_first": s.get("loss_first"),
+        "loss_last": s.get("loss_last"),
+        "bbox_AP": m.get("bbox_AP"),
+        "bbox_AP50": m.get("bbox_AP50"),
+        "segm_AP": m.get("segm_AP"),
+        "segm_AP50": m.get("segm_AP50"),
+        "images_per_s": s.get("images_per_s"),
+        "checkpoint": s.get("checkpoint"),
+    }
