@@ -20,10 +20,23 @@ def register(sub) -> None:
     p.add_argument("--pred", required=True,
                    help="COCO results JSON, predictions Parquet file/folder, or a predict run folder")
     p.add_argument("--iou-type", choices=("bbox", "segm"), default="bbox")
+    p.add_argument("--images-root", default=None,
+                   help="images of the GT (for failure overlays with --save; default <gt>/../../images)")
     p.add_argument("--save", action="store_true",
                    help="write an eval run (tables + plots) under the runs root for `cvray report`")
     add_common_args(p)
     p.set_defaults(func=run_eval)
+
+
+def _default_images_root(gt_uri: str) -> str | None:
+    """COCO layout ``<root>/annotations/x.json`` + ``<root>/images``; None when absent."""
+    import posixpath
+
+    from cvray.io import storage
+
+    parent = posixpath.dirname(posixpath.dirname(gt_uri.rstrip("/")))
+    cand = storage.join(parent or ".", "images")
+    return cand if storage.list_files(cand) else None
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -47,7 +60,8 @@ def run_eval(args: argparse.Namespace) -> int:
         from cvray.evaluate.run import write_eval_run
 
         run_id = write_eval_run(gt, preds, result, root=cfg.storage.root, config=cfg,
-                                argv=getattr(args, "argv", None), sources=details)
+                                argv=getattr(args, "argv", None), sources=details,
+                                images_root=args.images_root or _default_images_root(args.gt))
         details["run_id"] = run_id
     summary["details"] = details
     emit(summary, args, title=f"COCO {args.iou_type} evaluation")
