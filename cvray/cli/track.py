@@ -41,7 +41,9 @@ def register(sub) -> None:
     g.add_argument("--render", action="store_true", help="write a review mp4 per sequence (needs frames)")
     g.add_argument("--ray", action="store_true", help="use Ray actors even for a single sequence")
     g.add_argument("--video", help="(end-to-end) video file to detect, segment and track")
-    g.add_argument("--model", help="(end-to-end) model checkpoint for --video")
+    g.add_argument("--model", help="(end-to-end) train run, checkpoint or ARCH[:BACKBONE] for --video "
+                   "(as in `cvray predict`)")
+    g.add_argument("--categories", help="(end-to-end) COCO JSON whose sorted category ids map model labels")
     e = p.add_argument_group("evaluation (`cvray track eval`)")
     e.add_argument("--gt", help="ground truth: <seq>/gt/gt.txt folder, flat <seq>.txt folder, or a file")
     e.add_argument("--pred", help="tracker output: flat <seq>.txt folder (or TrackEval data/), or a file")
@@ -191,8 +193,7 @@ def _jobs(args: argparse.Namespace) -> list:
 
 def run_track(args: argparse.Namespace) -> int:
     if args.video:
-        raise CliError("--video end-to-end tracking needs a predictor; it is not available in this "
-                       "build (see docs/tracking.md)")
+        return run_track_video(args)
     if not args.det or not args.out:
         raise CliError("track needs --det and --out (or `cvray track eval --gt ... --pred ...`)")
     import pyarrow as pa
@@ -235,3 +236,29 @@ def run_track(args: argparse.Namespace) -> int:
         run.summary.update(summary)
     emit(summary, args, title="cvray track")
     return 1 if errors and not ok else 0
+
+
+def run_track_video(args: argparse.Namespace) -> int:
+    """Detect (+ segment) every frame of ``--video`` with ``--model``, track, render."""
+    if not args.model or not args.out:
+        raise CliError("--video needs --model and --out")
+    from cvray.cli.predict import resolve_model
+    from cvray.data.coco import load_coco
+    from cvray.predict.engine import ModelFactory, Predictor
+    from cvray.runs import start_run
+    from cvray.track.video import track_video
+
+    cfg = load_cli_config(args)
+    category_ids = (sorted(int(c["id"]) for c in load_coco(args.categories)["categories"])
+                    if args.categories else None)
+    model_cfg, source = resolve_model(args.model, cfg.train.model, len(category_ids) if category_ids else None)
+    predictor = Predictor(ModelFactory(model_cfg), postprocess_cfg=cfg.predict.postprocess,
+                          category_ids=category_ids)
+    with start_run("track", config=cfg, root=cfg.storage.root, seed=cfg.seed,
+                   argv=getattr(args, "argv", None)) as run:
+        run.update(model={"source": source}, dataset={"video": args.video})
+        summary = track_video(args.video, predictor, args.out, track_config=cfg.track,
+                              geometry=cfg.predict.geometry, batch_size=cfg.predict.batch_size, render=True)
+        run.summary.update(summary)
+    emit({"run_id": run.id, "out": args.out, **summary}, args, title="cvray track --video")
+    return 0

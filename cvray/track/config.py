@@ -69,6 +69,8 @@ class TrackConfig(CvrayModel):
     low_score: float = Field(0.1, ge=0, le=1, description="detections in [low, high) enter the second one")
     new_track_score: float = Field(0.7, ge=0, le=1, description="unmatched high detections >= this start tracks")
     two_stage: bool = Field(True, description="associate low-score detections in a second stage (BYTE)")
+    second_includes_lost: bool = Field(True, description="lost tracks also take part in the second "
+                                       "association (ByteTrack: only tracks tracked in the last frame)")
     match_max_cost: float = Field(0.9, gt=0, description="first association: no match above this cost")
     second_max_cost: float = Field(0.9, gt=0, description="second association (IoU only): max 1-IoU")
     tentative_max_cost: float = Field(0.9, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
@@ -82,6 +84,8 @@ class TrackConfig(CvrayModel):
     fuse_score: bool = Field(True, description="multiply IoU similarity by detection score (ByteTrack)")
     per_class: bool = Field(False, description="only match detections and tracks of the same class")
     output_tentative: bool = Field(False, description="also output tentative tracks")
+    output_box: Literal["kalman", "detection"] = Field(
+        "kalman", description="box reported for a matched track: Kalman-corrected state or the detection")
     log_associations: bool = Field(False, description="keep a per-frame association log")
     kalman: KalmanConfig = Field(default_factory=KalmanConfig)
     appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)

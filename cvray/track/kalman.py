@@ -64,11 +64,19 @@ class KalmanFilter:
             return mean, cov
         wh = self._wh4(mean)
         q = np.concatenate([self.std_pos * wh, self.std_vel * wh], axis=1) ** 2
-        mean = mean @ self.F.T
-        cov = self.F @ cov @ self.F.T
+        mean = mean.copy()
+        mean[:, :_NDIM] += mean[:, _NDIM:]
+        # F P F^T with F = [[I, I], [0, I]] written blockwise (same numbers, no 8x8 matmuls)
+        pp, pv = cov[:, :_NDIM, :_NDIM], cov[:, :_NDIM, _NDIM:]
+        vp, vv = cov[:, _NDIM:, :_NDIM], cov[:, _NDIM:, _NDIM:]
+        out = np.empty_like(cov)
+        out[:, :_NDIM, :_NDIM] = pp + pv + vp + vv
+        out[:, :_NDIM, _NDIM:] = pv + vv
+        out[:, _NDIM:, :_NDIM] = vp + vv
+        out[:, _NDIM:, _NDIM:] = vv
         idx = np.arange(2 * _NDIM)
-        cov[:, idx, idx] += q
-        return mean, cov
+        out[:, idx, idx] += q
+        return mean, out
 
     def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Measurement-space mean (N, 4) and innovation covariance ``S = H P H^T + R`` (N, 4, 4)."""

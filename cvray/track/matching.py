@@ -84,8 +84,8 @@ def linear_assignment(cost: np.ndarray, max_cost: float, *, return_arrays: bool 
     r1, c1 = np.nonzero(solo)
     row_solo, col_solo = np.zeros(n, bool), np.zeros(m, bool)
     row_solo[r1], col_solo[c1] = True, True
-    rest_r = np.flatnonzero((row_deg > 0) & ~row_solo)
-    rest_c = np.flatnonzero((col_deg > 0) & ~col_solo)
+    rest_r = np.nonzero((row_deg > 0) & ~row_solo)[0]
+    rest_c = np.nonzero((col_deg > 0) & ~col_solo)[0]
     rows, cols = r1, c1
     if len(rest_r) and len(rest_c):
         sub = cost[np.ix_(rest_r, rest_c)]
@@ -104,7 +104,7 @@ def linear_assignment(cost: np.ndarray, max_cost: float, *, return_arrays: bool 
         cols = np.concatenate([c1, rest_c[cc[keep]]])
     um_r, um_c = np.ones(n, bool), np.ones(m, bool)
     um_r[rows], um_c[cols] = False, False
-    um_r, um_c = np.flatnonzero(um_r), np.flatnonzero(um_c)
+    um_r, um_c = np.nonzero(um_r)[0], np.nonzero(um_c)[0]
     if return_arrays:
         return rows, cols, um_r, um_c
     return np.stack([rows, cols], axis=1).astype(np.int64), um_r, um_c

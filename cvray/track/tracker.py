@@ -134,8 +134,8 @@ class Tracker:
         # Step 1: split detections by score (BYTE): high ones drive the first association,
         # low ones (often occluded objects) only extend existing tracks in the second.
         scores = dets.scores
-        high = np.flatnonzero(scores >= cfg.high_score)
-        low = np.flatnonzero((scores >= cfg.low_score) & (scores < cfg.high_score))
+        high = np.nonzero(scores >= cfg.high_score)[0]
+        low = np.nonzero((scores >= cfg.low_score) & (scores < cfg.high_score))[0]
 
         # Step 2: predict every track one frame ahead (lost tracks keep moving but stop growing),
         # then warp the predictions by the camera motion between the previous and this frame.
@@ -153,22 +153,23 @@ class Tracker:
         # Step 3: first association -- confirmed and lost tracks vs high-score detections,
         # IoU (score-fused) blended with appearance, gated, no match above match_max_cost.
         state = T.state
-        pool = np.flatnonzero(state != TENTATIVE)
+        pool = np.nonzero(state != TENTATIVE)[0]
         r1, c1, um_trk, um_high = self._associate(pool, prior, dets, high, stage="first",
                                                   max_cost=cfg.match_max_cost, use_appearance=True,
                                                   fuse_score=cfg.fuse_score)
 
         # Step 4: second association -- tracks still unmatched that were tracked in the previous
-        # frame (not lost) vs low-score detections, IoU only (appearance is unreliable there).
+        # frame (and lost ones with second_includes_lost) vs low-score detections, IoU only
+        # (appearance is unreliable on these mostly occluded objects).
         r2 = c2 = _EMPTY
         if cfg.two_stage and len(low):
-            r_trk = um_trk[state[um_trk] == CONFIRMED]
+            r_trk = um_trk if cfg.second_includes_lost else um_trk[state[um_trk] == CONFIRMED]
             r2, c2, _, _ = self._associate(r_trk, prior, dets, low, stage="second",
                                            max_cost=cfg.second_max_cost, use_appearance=False,
                                            fuse_score=False)
 
         # Step 5: tentative tracks (seen once) vs the high detections left over.
-        tent = np.flatnonzero(state == TENTATIVE)
+        tent = np.nonzero(state == TENTATIVE)[0]
         r3, c3, _, um_high = self._associate(tent, prior, dets, um_high, stage="tentative",
                                              max_cost=cfg.tentative_max_cost, use_appearance=True,
                                              fuse_score=cfg.fuse_score)
@@ -188,7 +189,7 @@ class Tracker:
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
         missed = np.ones(n_old, bool)
         missed[rows] = False
-        T.mark_missed(np.flatnonzero(missed))
+        T.mark_missed(np.nonzero(missed)[0])
         det_of = np.full(n_old, -1, np.int64)
         det_of[rows] = cols
 
@@ -202,22 +203,23 @@ class Tracker:
                   embedding=None if dets.embeddings is None else dets.embeddings[new])
             det_of = np.concatenate([det_of, new])
             prior = np.concatenate([prior, T.xyxy(slice(n_old, None))])
-        out = self._output(det_of, prior)
+        out = self._output(det_of, prior, dets.boxes)
 
         # Step 8: delete tracks lost for longer than max_age (scaled by frame rate).
         T.expire(self.max_age)
         return out
 
-    def _output(self, det_of: np.ndarray, prior: np.ndarray) -> FrameTracks:
+    def _output(self, det_of: np.ndarray, prior: np.ndarray, det_boxes: np.ndarray) -> FrameTracks:
         T = self.tracks
         show = (T.since_update == 0) & (T.state == CONFIRMED)
         if self.cfg.output_tentative:
             show |= (T.since_update == 0) & (T.state == TENTATIVE)
         show &= T.state != DELETED
-        idx = np.flatnonzero(show)
-        rest = np.flatnonzero(~show & (T.state != DELETED))
+        idx = np.nonzero(show)[0]
+        rest = np.nonzero(~show & (T.state != DELETED))[0]
+        boxes = det_boxes[det_of[idx]] if self.cfg.output_box == "detection" else T.xyxy(idx)
         return FrameTracks(
-            frame=self.frame, ids=T.ids[idx], boxes=T.xyxy(idx), scores=T.score[idx],
+            frame=self.frame, ids=T.ids[idx], boxes=boxes, scores=T.score[idx],
             classes=T.cls[idx], states=_STATE_ARR[T.state[idx]].tolist(),
             prior_boxes=prior[idx], det_index=det_of[idx],
             others=(T.ids[rest], prior[rest], _STATE_ARR[T.state[rest]].tolist()),

@@ -1,0 +1,141 @@
+"""End to end on a video: detect (+ segment) → track → annotated video, tracks Parquet and JSON.
+
+The detector is any object with the :class:`cvray.predict.engine.Predictor` surface --
+``forward(list of letterboxed RGB images) -> list of raw outputs`` and ``to_record(output, meta)
+-> cvray.predict.records.Detections`` (boxes, scores, labels and optional RLE masks in original
+pixels, after the post-processing policy). Frames are read in order with OpenCV, one model call
+per ``batch_size`` frames, and fed to one :class:`~cvray.track.tracker.Tracker`. Masks follow the
+detection a track was matched to in that frame.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cvray.io import storage
+from cvray.track.config import TrackConfig
+from cvray.track.io import write_mot
+from cvray.track.records import Detections, FrameTracks, tracks_to_arrow, tracks_to_mot
+from cvray.track.sequence import build_tracker
+
+__all__ = ["iter_video_frames", "track_video"]
+
+log = logging.getLogger(__name__)
+
+
+def iter_video_frames(path: str):
+    """Yield ``(frame_index 0-based, RGB image)`` in order; raises ValueError when unreadable."""
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise ValueError(f"{path}: cannot open video")
+    try:
+        i = 0
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            i += 1
+    finally:
+        cap.release()
+
+
+def _video_fps(path: str) -> float:
+    cap = cv2.VideoCapture(path)
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    cap.release()
+    return float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
+
+
+def _detect(predictor, frames: list[tuple[int, np.ndarray]], geometry) -> list[Any]:
+    from cvray.predict.engine import preprocess_row
+
+    rows = [preprocess_row({"image": img, "image_id": i, "file_name": "", "uri": "", "frame_index": i,
+                            "timestamp_s": float("nan"), "ok": True, "rule": "", "error": ""}, geometry)
+            for i, img in frames]
+    outs = predictor.forward([r["image"] for r in rows])
+    return [predictor.to_record(o, r) for o, r in zip(outs, rows)]
+
+
+def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfig | None = None,
+                geometry=None, batch_size: int = 4, render: bool = True, name: str | None = None) -> dict:
+    """Track every frame of ``video`` (local path or URI); write under ``out_uri``:
+    ``<name>.txt`` (MOTChallenge), ``tracks/<name>.parquet``, ``<name>.json`` (per frame: id, box,
+    score, class, mask RLE) and ``review/<name>.mp4`` (masks, boxes, ids). Returns a summary."""
+    from pycocotools import mask as mask_utils
+
+    from cvray.predict.config import GeometryConfig
+    from cvray.track.render import draw_frame
+
+    cfg = track_config or TrackConfig()
+    geometry = geometry or GeometryConfig()
+    name = name or os.path.splitext(os.path.basename(video.rstrip("/")))[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        local = storage.local_copy(video, tmp)
+        fps = _video_fps(local)
+        tracker = build_tracker(cfg, fps)
+        results: list[FrameTracks] = []
+        frames_json: list[dict] = []
+        video_path = os.path.join(tmp, "review.mp4")
+        writer = None
+        nan_frames = 0
+        batch: list[tuple[int, np.ndarray]] = []
+
+        def flush() -> None:
+            nonlocal writer, nan_frames
+            for (i, img), rec in zip(batch, _detect(predictor, batch, geometry)):
+                if rec is None:  # NaN/inf model output: track on with an empty frame
+                    nan_frames += 1
+                    dets, masks = Detections.empty(), None
+                else:
+                    dets, masks = Detections(rec.boxes, rec.scores, rec.labels), rec.masks
+                ft = tracker.update(dets, img)
+                results.append(ft)
+                tmasks = [masks[j] if (masks is not None and j >= 0) else None for j in ft.det_index]
+                frames_json.append({"frame": i + 1, "tracks": [
+                    {"track_id": int(t), "box_xyxy": [round(float(v), 2) for v in b], "score": float(s),
+                     "class_id": int(c), "mask": ({"size": m["size"], "counts": m["counts"] if isinstance(
+                         m["counts"], str) else m["counts"].decode()} if m is not None else None)}
+                    for t, b, s, c, m in zip(ft.ids, ft.boxes, ft.scores, ft.classes, tmasks)]})
+                if render:
+                    bool_masks = None
+                    if masks is not None:
+                        bool_masks = [mask_utils.decode(m).astype(bool) if m is not None
+                                      else np.zeros(img.shape[:2], bool) for m in tmasks]
+                    frame_img = draw_frame(img, ft, np.zeros((0, 10)), masks=bool_masks)
+                    if writer is None:
+                        writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"mp4v"), fps,
+                                                 (img.shape[1], img.shape[0]))
+                    writer.write(cv2.cvtColor(frame_img, cv2.COLOR_RGB2BGR))
+            batch.clear()
+
+        try:
+            for i, img in iter_video_frames(local):
+                batch.append((i, img))
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
+                flush()
+        finally:
+            if writer is not None:
+                writer.release()
+        rows = tracks_to_mot(results)
+        write_mot(rows, storage.join(out_uri, f"{name}.txt"))
+        storage.write_parquet(tracks_to_arrow(results, name), storage.join(out_uri, "tracks", f"{name}.parquet"))
+        storage.write_json(storage.join(out_uri, f"{name}.json"),
+                           {"video": video, "fps": fps, "frames": frames_json})
+        summary = {"sequence": name, "frames": len(results), "boxes": int(len(rows)),
+                   "tracks": int(len(np.unique(rows[:, 1]))) if len(rows) else 0, "fps": fps,
+                   "nan_frames": nan_frames}
+        if render and os.path.exists(video_path):
+            uri = storage.join(out_uri, "review", f"{name}.mp4")
+            with open(video_path, "rb") as f:
+                storage.write_bytes(uri, f.read())
+            summary["review_video"] = uri
+    return summary
