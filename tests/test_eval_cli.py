@@ -66,3 +66,20 @@ def test_cli_table_output_and_errors(shared_dir, tmp_path, capsys):
     rc = main(["eval", "--gt", str(ref / "instances_val2014_100.json"), "--pred", str(bad), "--json"])
     assert rc == 2
     assert "image_id=-5" in capsys.readouterr().err
+
+
+def test_cli_reads_a_predict_run_folder(shared_dir, tmp_path, capsys):
+    from cvray.runs import start_run
+
+    ref = shared_dir / "refdata" / "coco"
+    gt = json.loads((ref / "instances_val2014_100.json").read_text())
+    res = json.loads((ref / "instances_val2014_fakebbox100_results.json").read_text())
+    recs = _records_from_coco_results(gt, res)
+    with start_run("predict", root=str(tmp_path)) as run:
+        run.write_table("predictions", detections_to_table(recs[:50]), part="part-000000")
+        run.write_table("predictions", detections_to_table(recs[50:]), part="part-000001")
+    rc = main(["eval", "--gt", str(ref / "instances_val2014_100.json"), "--pred", run.uri, "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = json.loads((ref / "expected_stats.json").read_text())["bbox"]
+    np.testing.assert_allclose([out[k] for k in STAT_KEYS], expected, rtol=0, atol=1e-9)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from cvray.config import CvrayModel
+from cvray.evaluate.seg_post import SegPostConfig
 
 __all__ = ["EvalConfig", "ErrorConfig", "SemanticConfig", "InstanceErrorConfig", "CurveConfig"]
 
@@ -39,3 +40,4 @@ class EvalConfig(CvrayModel):
     curves: CurveConfig = Field(default_factory=CurveConfig)
     semantic: SemanticConfig = Field(default_factory=SemanticConfig)
     instance: InstanceErrorConfig = Field(default_factory=InstanceErrorConfig)
+    seg_post: SegPostConfig = Field(default_factory=SegPostConfig)

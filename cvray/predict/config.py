@@ -41,6 +41,8 @@ class PredictConfig(CvrayModel):
     num_actors: int = Field(1, ge=1, description="model replicas in the actor pool")
     num_cpus_per_actor: float = Field(1.0, gt=0)
     num_gpus_per_actor: float | None = Field(None, ge=0, description="default: 1 when GPUs exist")
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads per model replica (default: Ray's OMP_NUM_THREADS = its CPUs)")
     video_stride: int = Field(1, ge=1, description="keep every n-th video frame")
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     geometry: GeometryConfig = Field(default_factory=GeometryConfig)

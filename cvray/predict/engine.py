@@ -98,11 +98,15 @@ class Predictor:
         postprocess_cfg: the post-processing policy.
         category_ids: dataset category id of model label k at position k-1 (None: label = id).
         device: "cuda" / "cpu" (default: cuda when available).
+        num_threads: torch intra-op threads (default: leave as the process has it).
     """
 
     def __init__(self, model_factory: Callable[[], torch.nn.Module], *,
                  postprocess_cfg: PostprocessConfig = PostprocessConfig(),
-                 category_ids: list[int] | None = None, device: str | None = None):
+                 category_ids: list[int] | None = None, device: str | None = None,
+                 num_threads: int | None = None):
+        if num_threads:
+            torch.set_num_threads(num_threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model_factory().eval().to(self.device)
         self.post = postprocess_cfg

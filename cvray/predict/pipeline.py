@@ -98,7 +98,7 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
         _RayPredictor,
         fn_constructor_args=(model_factory,),
         fn_constructor_kwargs={"postprocess_cfg": cfg.postprocess, "category_ids": category_ids,
-                               "device": "cuda" if gpus > 0 else "cpu"},
+                               "device": "cuda" if gpus > 0 else "cpu", "num_threads": cfg.torch_threads},
         # an elastic pool (1..num_actors): after a node is lost the job goes on with fewer replicas
         # instead of waiting for resources that are gone
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.num_actors),
@@ -140,6 +140,7 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
             "images_per_s": round(total / wall, 3) if wall > 0 else None,
             "postprocess": policy_record(cfg.postprocess), "geometry": cfg.geometry.model_dump(mode="json"),
             "batch_size": cfg.batch_size, "actors": cfg.num_actors, "gpus_per_actor": gpus,
+            "torch_threads": cfg.torch_threads,
             "schema_version": PREDICTIONS_SCHEMA_VERSION}
 
 
