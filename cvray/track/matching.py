@@ -15,19 +15,26 @@ __all__ = ["box_iou", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes."""
+    """IoU matrix (len(a), len(b)) of xyxy boxes (0 where the union is empty)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.maximum(iw, 0.0) * np.maximum(ih, 0.0)
+    # few temporaries, in place: this is the hot loop of a crowded frame
+    iw = np.minimum(a[:, 2:3], b[:, 2])
+    iw -= np.maximum(a[:, 0:1], b[:, 0])
+    np.maximum(iw, 0.0, out=iw)
+    ih = np.minimum(a[:, 3:4], b[:, 3])
+    ih -= np.maximum(a[:, 1:2], b[:, 1])
+    np.maximum(ih, 0.0, out=ih)
+    iw *= ih                                                   # intersection
     area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
     area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
+    union = area_a[:, None] + area_b
+    union -= iw
+    np.maximum(union, np.finfo(np.float64).tiny, out=union)   # empty union: IoU 0 (iw is 0 there)
+    iw /= union
+    return iw
 
 
 def iou_distance(tracks_xyxy: np.ndarray, dets_xyxy: np.ndarray) -> np.ndarray:

@@ -79,6 +79,8 @@ class Tracker:
         if cfg.gating == "mahalanobis":
             d2 = self.kf.gating_distance(self.tracks.mean[trk], self.tracks.cov[trk], xyxy_to_cxcywh(d_boxes))
             gate = d2 <= cfg.mahalanobis_gate
+        elif cfg.gating == "iou" and not cfg.per_class:
+            cost[iou <= 0.0] = np.inf                         # no overlap, no match
         elif cfg.gating == "iou":
             gate = iou > 0.0
         elif cfg.gating == "centre":
