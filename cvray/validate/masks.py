@@ -18,6 +18,8 @@ __all__ = ["check_mask", "mask_area"]
 
 
 def _num(v) -> bool:
+    if type(v) is float or type(v) is int:  # fast path: JSON numbers
+        return math.isfinite(v)
     return isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
