@@ -21,7 +21,7 @@ TINY = ["train.model.backbone=mobilenet_v3_large_fpn", "train.model.norm=gn",
         "train.batch_size=2", "train.checkpoint_period=2", "train.eval_period=0",
         "train.optim.optimizer=adamw", "train.optim.lr=0.001", "train.optim.schedule=cosine",
         "train.optim.warmup_iters=2", "train.augment.hflip_prob=0.5", "train.augment.scale_range=[0.8,1.2]",
-        "train.tensorboard=false", "train.max_val_images=2"]
+        "train.tensorboard=false", "train.max_val_images=2", "train.torch_threads=1"]
 
 
 @pytest.fixture(scope="module")
