@@ -159,3 +159,29 @@ def test_mask_model_over_s3_via_cli(ray_session, tmp_path, s3_bucket, capsys):
     manifest = storage.read_json(f"{out['run_uri']}/manifest.json")
     assert manifest["status"] == "succeeded"
     assert manifest["summary"]["postprocess"]["score_threshold"] == 0.0
+
+
+def test_coco_input_end_to_end_with_eval(ray_session, tmp_path, model_cfg, capsys):
+    """COCO dataset in → predictions keyed by the dataset's image ids and category ids → cvray eval."""
+    from cvray.cli.main import main
+    from cvray.data.synth import make_coco
+    from cvray.evaluate.coco import STAT_KEYS
+
+    ds = make_coco(tmp_path / "data", 4, seed=2, image_size=(64, 64))
+    gt_uri = ds["annotations"]["train"]
+    gt = json.loads(open(gt_uri).read())
+    cats = sorted(c["id"] for c in gt["categories"])
+    cfg3 = model_cfg.model_copy(update={"num_classes": 3})
+    units = list_units(gt_uri)
+    assert sorted(u["image_id"] for u in units) == sorted(im["id"] for im in gt["images"])
+    with start_run("predict", root=str(tmp_path / "runs")) as run:
+        s = predict_ray(units, run, cfg=_pcfg(), model_factory=ModelFactory(cfg3), category_ids=cats[:3])
+    assert s["prediction_rows"] == len(gt["images"])
+    t = run.read_table("predictions")
+    assert sorted(t.column("image_id").to_pylist()) == sorted(im["id"] for im in gt["images"])
+    labels = {x for row in t.column("labels").to_pylist() for x in row}
+    assert labels <= set(cats[:3])
+    assert main(["eval", "--gt", gt_uri, "--pred", run.uri, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(STAT_KEYS) <= set(out) and out["details"]["images"] == len(gt["images"])
+    assert all(-1 <= out[k] <= 1 for k in STAT_KEYS)
