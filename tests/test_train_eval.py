@@ -47,3 +47,16 @@ def test_exact_ground_truth_as_predictions_scores_ap_one(tmp_path):
         partial["image_ids"].append(rec["image_id"])
     m, _ = summarize([partial], coco, cats, task="instance")
     assert m["bbox_AP"] == pytest.approx(1.0) and m["segm_AP"] == pytest.approx(1.0)
+
+
+def test_training_core_runs_without_ray():
+    """The engine, hooks, data, models and the plain workflow never import Ray."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cvray.train.workflow, cvray.train.engine, cvray.train.hooks, cvray.train.data, "
+            "cvray.train.transforms, cvray.train.losses, cvray.train.evaluation, cvray.train.checkpoint, "
+            "cvray.models, cvray.models.torchvision_backend, cvray.models.detectron2_backend; "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -17,7 +17,6 @@ import torch
 import torch.distributed as dist
 
 from cvray.data.coco import image_records, load_coco
-from cvray.io import storage
 from cvray.models import build_model
 from cvray.train.checkpoint import CheckpointStore, unwrap
 from cvray.train.config import TrainConfig
@@ -83,7 +82,7 @@ def chunks(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
             batch = []
 
 
-def _records(uri: str, cats: CategoryMap, limit: int | None = None) -> tuple[dict, list[dict]]:
+def _records(uri: str, limit: int | None = None) -> tuple[dict, list[dict]]:
     coco = load_coco(uri)
     recs = list(image_records(coco))
     return coco, recs[:limit] if limit else recs
@@ -92,7 +91,7 @@ def _records(uri: str, cats: CategoryMap, limit: int | None = None) -> tuple[dic
 def _eval_fn(job: TrainJob, env: WorkerEnv) -> Callable:
     cfg = job.cfg
     task = cfg.model.task
-    gt, recs = _records(job.val_annotations, job.categories, cfg.max_val_images)
+    gt, recs = _records(job.val_annotations, cfg.max_val_images)
     mine = [(r, None) for i, r in enumerate(recs) if i % env.world_size == env.rank]
 
     def evaluate(state: TrainState):
