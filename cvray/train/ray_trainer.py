@@ -93,9 +93,14 @@ def _train_fn(config: dict[str, Any]) -> None:
         return ray.train.torch.prepare_model(model, parallel_strategy_kwargs=kw or None)
 
     if job.cfg.model.backend == "detectron2":
-        from cvray.models.detectron2_backend import setup_worker
+        # Detectron2 keeps process-global state that Ray's fresh worker processes lack: its local
+        # process group, and its dataset catalog (for Detectron2's own evaluators / mappers).
+        from cvray.models.detectron2_backend import register_coco_in_worker, setup_worker
 
         setup_worker(ctx.get_local_world_size())
+        for split, ann in (("train", job.train_annotations), ("val", job.val_annotations)):
+            if ann and not storage.is_s3(ann):  # Detectron2 reads local files only
+                register_coco_in_worker(f"cvray_{split}", ann, job.images_root)
     env = WorkerEnv(rank=rank, world_size=world, device=ray.train.torch.get_device(),
                     train_records=train_records, prepare_model=prepare,
                     initial_checkpoint=_restore_from_ray(), on_saved=_report_checkpoint)
