@@ -129,7 +129,12 @@ class Detectron2Model(nn.Module):
     def forward(self, images, targets=None):
         inputs = self._inputs(images, targets if self.training else None)
         if self.training:
-            return self.model(inputs)
+            # Detectron2's heads log statistics (fg/bg samples ...) into the current EventStorage
+            # and assert that one exists; its own trainer opens it, so the adapter does here.
+            from detectron2.utils.events import EventStorage
+
+            with EventStorage(0):
+                return self.model(inputs)
         preds = []
         for r in self.model(inputs):
             if "sem_seg" in r:
