@@ -3,7 +3,7 @@ postprocess → predictions Parquet, one part per chunk of inputs.
 
 ::
 
-    units ─from_items─▶ flat_map(read_unit) ─▶ map_batches(preprocess_batch)      CPU tasks
+    units ─from_items─▶ flat_map(read_unit + preprocess_row)                     CPU tasks
           ─▶ map_batches(Predictor, ActorPoolStrategy(n), batch_size, num_gpus)   model loaded once
           ─▶ driver: rows → Detections / issues, grouped by chunk → run tables
 
@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cvray.predict.config import PredictConfig
-from cvray.predict.engine import Predictor, preprocess_batch, rows_to_results
+from cvray.predict.engine import Predictor, preprocess_row, rows_to_results
 from cvray.predict.postprocess import policy_record
 from cvray.predict.records import PREDICTIONS_SCHEMA_VERSION, detections_to_table
 from cvray.predict.sources import read_unit
@@ -45,19 +45,14 @@ def expected_rows(unit: dict[str, Any]) -> int:
     return sum(1 for f in range(unit["start"], unit["stop"]) if f % unit["stride"] == 0)
 
 
-def _read_with_seq(unit: dict[str, Any]) -> list[dict[str, Any]]:
+def _read_preprocess(unit: dict[str, Any], geometry) -> list[dict[str, Any]]:
+    """CPU task: read + decode + letterbox one unit; rows carry their sequence number."""
     rows = []
     for k, row in enumerate(read_unit(unit)):
-        row["seq"] = unit["seq_base"] + k
-        rows.append(row)
+        out = preprocess_row(row, geometry)
+        out["seq"] = unit["seq_base"] + k
+        rows.append(out)
     return rows
-
-
-def _preprocess(batch: dict[str, np.ndarray], geometry) -> dict[str, np.ndarray]:
-    seq = batch["seq"]
-    out = preprocess_batch({k: v for k, v in batch.items() if k != "seq"}, geometry)
-    out["seq"] = seq
-    return out
 
 
 class _RayPredictor(Predictor):
@@ -91,9 +86,7 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
 
     # 2. the dataset: read+decode and preprocess are stateless CPU tasks, the model an actor pool
     ds = ray.data.from_items(units, override_num_blocks=max(1, min(len(units), 4 * n_chunks, 200)))
-    ds = ds.flat_map(_read_with_seq)
-    ds = ds.map_batches(_preprocess, fn_kwargs={"geometry": cfg.geometry}, batch_size=cfg.batch_size,
-                        batch_format="numpy")
+    ds = ds.flat_map(_read_preprocess, fn_kwargs={"geometry": cfg.geometry})
     ds = ds.map_batches(
         _RayPredictor,
         fn_constructor_args=(model_factory,),
