@@ -220,7 +220,7 @@ def make_coco(
     for scene in range(n_scenes):
         split = scene_split[scene]
         (img_root / split).mkdir(parents=True, exist_ok=True)
-        scene_bg = background(np.random.default_rng([seed, 1, scene]), h, w)
+        scene_bg = background(np.random.default_rng([seed, 1, scene]), h, w, scene_field=True)
         first = scene * cfg.images_per_scene
         for image_id in range(first + 1, min(first + cfg.images_per_scene, n_images) + 1):
             rng = np.random.default_rng([seed, 2, image_id])

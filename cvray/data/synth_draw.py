@@ -121,22 +121,29 @@ def uncompressed_rle(mask: np.ndarray) -> dict:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
 
 
-def _smooth_field(rng: np.random.Generator, height: int, width: int, cells: int) -> np.ndarray:
-    """HxWx1 float field in [0, 1]: a ``cells`` x ``cells`` random grid, cubic-upsampled."""
+def _smooth_field(rng: np.random.Generator, height: int, width: int,
+                  cells: tuple[int, int]) -> np.ndarray:
+    """HxWx1 float field in [0, 1]: a random (rows, cols) grid, cubic-upsampled."""
     import cv2  # local: keep module import light for workers that only need masks
 
-    coarse = rng.uniform(0, 1, size=(cells, cells)).astype(np.float32)
+    coarse = rng.uniform(0, 1, size=cells).astype(np.float32)
     t = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
     return np.clip(t, 0, 1)[..., None]
 
 
-def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A textured RGB background: smooth noise, a two-colour gradient, or stripes (uint8 HxWx3)."""
+def background(rng: np.random.Generator, height: int, width: int, *,
+               scene_field: bool = False) -> np.ndarray:
+    """A textured RGB background: smooth noise, a two-colour gradient, or stripes (uint8 HxWx3).
+
+    ``scene_field`` adds a low-frequency luminance field unique to the scene: perceptual hashes
+    see only low frequencies, and without it two gradient/stripe scenes of different splits can
+    hash alike (a false leak on clean data). The MOT sequences keep the plain backgrounds.
+    """
     kind = int(rng.integers(3))
     c0, c1 = rng.uniform(30, 225, size=(2, 3))
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     if kind == 0:  # smooth value noise: upsampled coarse random grid
-        t = _smooth_field(rng, height, width, cells=max(2, min(height, width) // 16))
+        t = _smooth_field(rng, height, width, cells=(max(2, height // 16), max(2, width // 16)))
     elif kind == 1:  # linear gradient in a random direction
         ang = rng.uniform(0, 2 * math.pi)
         d = xx * math.cos(ang) + yy * math.sin(ang)
@@ -147,9 +154,8 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         d = xx * math.cos(ang) + yy * math.sin(ang)
         t = (0.5 + 0.5 * np.sin(2 * math.pi * d / period))[..., None]
     img = c0 * (1 - t) + c1 * t
-    # a low-frequency luminance field unique to the scene: perceptual hashes see only low
-    # frequencies, and without it two gradient/stripe scenes can hash alike
-    img += _smooth_field(rng, height, width, cells=4) * 70.0 - 35.0
+    if scene_field:
+        img += _smooth_field(rng, height, width, cells=(4, 4)) * 70.0 - 35.0
     img += rng.normal(0, 6, size=img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
 
