@@ -15,7 +15,6 @@ import logging
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from cvray.io import storage
 
