@@ -3,7 +3,7 @@
 The sequences have drops, jitter, false positives and low-score true detections; objects cross,
 occlude each other, leave the view and come back. Numbers measured when this test was written
 (seed 1, 4 videos x 60 frames x 6 objects, 128 px, 20% of true detections low-score):
-two-stage HOTA 48.3 / IDF1 61.8 / MOTA 45.6, single-stage HOTA 40.7 / IDF1 55.6 / MOTA 37.6.
+two-stage HOTA 49.3 / IDF1 62.8 / MOTA 46.6, single-stage HOTA 40.7 / IDF1 55.6 / MOTA 37.6.
 """
 from __future__ import annotations
 

@@ -28,7 +28,11 @@ class AppearanceConfig(CvrayModel):
     extractor: Literal["none", "histogram", "cnn"] = Field(
         "none", description="none, training-free colour histogram, or a cvray-trained CNN")
     weights: str | None = Field(None, description="path of CNN weights (state_dict, loaded weights_only)")
-    weight: float = Field(0.25, ge=0, le=1, description="cost = (1-w)*IoU distance + w*cosine distance")
+    fusion: Literal["blend", "min"] = Field(
+        "min", description="blend: (1-w)*IoU cost + w*cosine distance; min: BoT-SORT's "
+        "min(IoU cost, cosine distance) with appearance counted only for close pairs")
+    weight: float = Field(0.25, ge=0, le=1, description="blend weight w of the cosine distance")
+    proximity: float = Field(0.5, gt=0, le=1, description="min fusion: IoU cost above this ignores appearance")
     max_distance: float = Field(0.5, ge=0, le=2, description="cosine distance above which a pair is gated out")
     ema_momentum: float = Field(0.9, ge=0, lt=1, description="gallery EMA: e = m*e + (1-m)*new")
     hist_bins: int = Field(8, ge=2, description="bins per HSV channel of the histogram extractor")

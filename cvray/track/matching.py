@@ -11,7 +11,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 __all__ = ["box_iou", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score", "iou_distance",
-           "linear_assignment"]
+           "linear_assignment", "min_fuse_cost"]
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -72,6 +72,15 @@ def fuse_cost(iou_cost: np.ndarray, app_cost: np.ndarray | None, weight: float,
         return iou_cost
     cost = (1.0 - weight) * iou_cost + weight * app_cost
     return np.where(app_cost > max_app, np.inf, cost)
+
+
+def min_fuse_cost(cost: np.ndarray, iou_cost: np.ndarray, app_cost: np.ndarray, max_app: float,
+                  proximity: float) -> np.ndarray:
+    """BoT-SORT's fusion: appearance counts only for spatially close pairs (``iou_cost <=
+    proximity``) and looks alike (``app_cost <= max_app``); there it halves like BoT-SORT
+    (``app / 2``) and the cost is ``min(cost, app / 2)``. Elsewhere the motion cost stands."""
+    app = np.where((iou_cost <= proximity) & (app_cost <= max_app), app_cost / 2.0, np.inf)
+    return np.minimum(cost, app)
 
 
 def linear_assignment(cost: np.ndarray, max_cost: float, *, return_arrays: bool = False):

@@ -74,7 +74,11 @@ class Tracker:
         if use_appearance and dets.embeddings is not None and cfg.appearance.weight > 0:
             app = matching.cosine_distance(self.tracks.embedding[trk], dets.embeddings[det_idx])
             app[~self.tracks.has_embedding[trk]] = 0.0       # no gallery yet: IoU decides
-            cost = matching.fuse_cost(cost, app, cfg.appearance.weight, cfg.appearance.max_distance)
+            if cfg.appearance.fusion == "min":
+                cost = matching.min_fuse_cost(cost, 1.0 - iou, app, cfg.appearance.max_distance,
+                                              cfg.appearance.proximity)
+            else:
+                cost = matching.fuse_cost(cost, app, cfg.appearance.weight, cfg.appearance.max_distance)
         gate = None
         if cfg.gating == "mahalanobis":
             d2 = self.kf.gating_distance(self.tracks.mean[trk], self.tracks.cov[trk], xyxy_to_cxcywh(d_boxes))
