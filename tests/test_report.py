@@ -105,3 +105,21 @@ def test_report_renders_in_headless_chromium(eval_run, tmp_path, capsys):
     dom = subprocess.run([exe, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     assert "Per-class AP" in dom and dom.count("<img") >= 5
+
+
+def test_report_of_a_predict_run_shows_predictions_and_issues(tmp_path):
+    from cvray.predict.records import Detections, detections_to_table
+    from cvray.report.html import build_report
+    from cvray.runs import start_run
+
+    with start_run("predict", root=str(tmp_path)) as run:
+        recs = [Detections(1, 20, 20, [[0, 0, 5, 5], [1, 1, 9, 9]], [0.9, 0.2], [3, 7]),
+                Detections(2, 20, 20, [[2, 2, 6, 6]], [0.5], [3])]
+        run.write_table("predictions", detections_to_table(recs), part="part-000000")
+        run.add_issues([{"stage": "predict", "rule": "image.unreadable", "severity": "error",
+                         "file": "bad.jpg", "image_id": 3, "message": "bad.jpg: could not decode image"}])
+        run.summary.update(images=3, prediction_rows=2, issue_rows=1)
+    page = build_report(run.uri)
+    assert "<h2>Predictions</h2>" in page
+    assert "<td class=l>2</td><td>3</td><td>1.5000</td><td>0</td>" in page  # images, detections, per image, masks
+    assert "Issues (1)" in page and "bad.jpg: could not decode image" in page
