@@ -91,6 +91,10 @@ def test_row_accounting_with_bad_images_and_nan(ray_session, tmp_path, model_cfg
     # parts: one per chunk of 4 inputs (idempotent names)
     parts = sorted(p.rsplit("/", 1)[-1] for p in storage.list_files(run.path("tables", "predictions")))
     assert parts == ["part-000000.parquet", "part-000001.parquet", "part-000002.parquet"]
+    # idempotent per block: running the same inputs into the same run rewrites the same parts
+    again = predict_ray(list_units(str(folder)), run, cfg=_pcfg(), model_factory=factory)
+    assert again["prediction_rows"] == 7
+    assert run.read_table("predictions").num_rows == 7 and run.read_table("issues").num_rows == 3
 
 
 def test_ray_pipeline_equals_plain_loop_and_maps_to_original(ray_session, tmp_path, model_cfg):
