@@ -148,3 +148,21 @@ def test_qa_export_files():
     assert summary["instances_per_class"] == {"3": 1}
     assert summary["instances"][0] == {"class_id": 3, "class": "car", "area": 64, "bbox": [4, 4, 8, 8],
                                        "confidence": None}
+
+
+def test_write_qa_into_a_run(tmp_path):
+    from cvray.evaluate.qa_export import write_qa
+    from cvray.io import storage
+    from cvray.runs import start_run
+
+    scores = np.zeros((2, 16, 16), np.float32)
+    scores[0] = 0.6
+    scores[1, 4:10, 4:10] = 0.9
+    scores[1, 14, 14] = 0.9                       # 1-pixel speck removed by min_region_area
+    with start_run("qa", root=str(tmp_path)) as run:
+        summary = write_qa(run, 5, np.zeros((16, 16, 3), np.uint8), scores, SegPostConfig(min_region_area=2))
+    assert summary["pixels"] == {"0": 220, "1": 36}
+    assert [s["step"] for s in summary["postprocess"]] == ["argmax", "remove_small_regions", "components"]
+    assert summary["instances"][0]["confidence"] == pytest.approx(0.9)
+    names = sorted(p.rsplit("/", 1)[-1] for p in storage.list_files(run.path("artifacts", "qa")))
+    assert names == ["5.json", "5_mask.png", "5_overlay.png"]

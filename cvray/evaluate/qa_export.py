@@ -15,7 +15,7 @@ import numpy as np
 from cvray.evaluate.semantic import boundary_map
 from cvray.evaluate.seg_post import SegInstance
 
-__all__ = ["class_color", "mask_png", "overlay_png", "qa_summary", "export_qa"]
+__all__ = ["class_color", "mask_png", "overlay_png", "qa_summary", "export_qa", "write_qa"]
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:
@@ -83,3 +83,19 @@ def export_qa(image_id, image: np.ndarray, labels: np.ndarray, instances: list[S
     return {f"{stem}_mask.png": mask_png(labels), f"{stem}_overlay.png": overlay_png(image, labels),
             f"{stem}.json": json.dumps(qa_summary(image_id, labels, instances, steps, class_names),
                                        indent=2).encode()}
+
+
+def write_qa(run, image_id, image: np.ndarray, prediction: np.ndarray, cfg=None,
+             class_names: dict[int, str] | None = None) -> dict:
+    """Post-process one semantic prediction and write its QA files into the run.
+
+    ``prediction`` is (C, H, W) scores or an (H, W) label map; files land under
+    ``artifacts/qa/``; returns the JSON summary (with the post-processing steps recorded).
+    """
+    from cvray.evaluate.seg_post import SegPostConfig, postprocess_semantic
+
+    labels, _conf, instances, steps = postprocess_semantic(prediction, cfg or SegPostConfig())
+    files = export_qa(image_id, image, labels, instances, steps, class_names)
+    for name, data in files.items():
+        run.write_artifact(f"qa/{name}", data)
+    return json.loads(files[f"{image_id}.json"])
