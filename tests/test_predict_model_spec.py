@@ -50,3 +50,24 @@ def test_arch_name_and_checkpoint_file(tmp_path):
         run.mkdir()
         (run / "manifest.json").write_text(json.dumps({"config": {"train": {"model": _small().model_dump()}}}))
         resolve_model(str(run), ModelConfig(), None)
+
+
+def test_train_run_without_num_classes_takes_its_dataset_categories(tmp_path):
+    from cvray.cli.predict import run_categories
+
+    cfg = _small()
+    run = tmp_path / "train-run"
+    (run / "checkpoints").mkdir(parents=True)
+    torch.save({"model": build_model(cfg).state_dict()}, run / "checkpoints" / "latest.pt")
+    ann = tmp_path / "instances_train.json"
+    ann.write_text(json.dumps({"images": [], "annotations": [],
+                               "categories": [{"id": 9, "name": "b"}, {"id": 4, "name": "a"}]}))
+    raw = {**cfg.model_dump(mode="json"), "num_classes": None}
+    (run / "manifest.json").write_text(json.dumps({"config": {"train": {"model": raw}},
+                                                   "dataset": {"train": str(ann)}}))
+    cats = run_categories(str(run))
+    assert cats == [4, 9]
+    got, source = resolve_model(str(run), ModelConfig(), len(cats))
+    assert got.num_classes == 2 and "latest.pt" in source
+    with pytest.raises(CliError, match="--categories"):
+        resolve_model(str(run), ModelConfig(), None)

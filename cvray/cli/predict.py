@@ -36,6 +36,24 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
 
+def run_categories(spec: str) -> list[int] | None:
+    """Sorted category ids of the dataset a training run was trained on (its manifest's
+    ``dataset.train`` annotations), or None when ``spec`` is not a run or they are unreadable."""
+    from cvray.data.coco import DatasetError, load_coco
+    from cvray.io import storage
+
+    man = storage.join(spec, "manifest.json")
+    if not storage.exists(man):
+        return None
+    ann = (storage.read_json(man).get("dataset") or {}).get("train")
+    if not ann:
+        return None
+    try:
+        return sorted(int(c["id"]) for c in load_coco(ann)["categories"])
+    except (DatasetError, storage.StorageError):
+        return None
+
+
 def resolve_model(spec: str, model_cfg, num_classes: int | None):
     """(ModelConfig, source description) for the ``--model`` argument."""
     from cvray.io import storage
@@ -51,6 +69,10 @@ def resolve_model(spec: str, model_cfg, num_classes: int | None):
                      if storage.exists(storage.join(spec, "checkpoints", f"{n}.pt"))), None)
         if ckpt is None:
             raise CliError(f"{spec}: no checkpoints/best.pt or latest.pt in the run")
+        if raw.get("num_classes") is None:  # training fills it from the dataset at run time
+            if num_classes is None:
+                raise CliError(f"{spec}: the run's model has no num_classes; pass --categories COCO.json")
+            raw = {**raw, "num_classes": num_classes}
         cfg = ModelConfig.model_validate({**raw, "weights": ckpt, "strict_weights": True})
         return cfg, f"run {spec} ({os.path.basename(ckpt)})"
     if spec.endswith((".pt", ".pth")):
@@ -91,6 +113,9 @@ def run_predict(args: argparse.Namespace) -> int:
     category_ids = None
     if cats_uri:
         category_ids = sorted(int(c["id"]) for c in load_coco(cats_uri)["categories"])
+    else:  # a training run knows its dataset: model label k → its k-th sorted category id
+        category_ids = run_categories(args.model)
+        cats_uri = f"{args.model} (training dataset)" if category_ids else None
     model_cfg, source = resolve_model(args.model, cfg.train.model, len(category_ids) if category_ids else None)
     if model_cfg.task == "semantic":
         raise CliError("cvray predict runs detection / instance models; semantic models are evaluated "
