@@ -120,3 +120,41 @@ def test_track_eval_diagnostics_json(capsys, synth, tmp_path):
     diag = out["SYN-01"]["diagnostics"]
     assert sum(diag["causes"]["IDSW"].values()) == out["SYN-01"]["IDSW"]
     assert sum(diag["causes"]["Frag"].values()) == out["SYN-01"]["Frag"]
+
+
+def test_track_from_predictions_parquet(capsys, tmp_path, synth):
+    """`cvray predict` output (video frames) as tracker input: same tracks as from det.txt."""
+    from cvray.predict.records import Detections as PredDetections, detections_to_table
+    from cvray.io import storage
+    from cvray.track.io import read_predictions, split_frames
+
+    seq = synth["sequences"][0]
+    det = read_mot(seq["det"])
+    by_frame = split_frames(det)
+    recs = []
+    for f in range(1, 31):
+        r = by_frame.get(f, np.zeros((0, 10)))
+        boxes = np.c_[r[:, 2:4], r[:, 2:4] + r[:, 4:6]]
+        recs.append(PredDetections(1000 + f, 128, 128, boxes, r[:, 6], np.ones(len(r), np.int32),
+                                   file_name="SYN-01.mp4", frame_index=f - 1))
+    pq = tmp_path / "pred.parquet"
+    storage.write_parquet(detections_to_table(recs[::-1]), str(pq))      # row order must not matter
+    back = read_predictions(str(pq))
+    assert list(back) == ["SYN-01"]
+    np.testing.assert_allclose(back["SYN-01"][:, [0, 2, 3, 4, 5, 6]], det[:, [0, 2, 3, 4, 5, 6]], atol=1e-9)
+    assert main(["track", "--det", str(pq), "--out", str(tmp_path / "a"), "--frame-rate", "10",
+                 "--root", str(tmp_path / "r"), "--json"]) == 0
+    assert main(["track", "--det", seq["det"], "--out", str(tmp_path / "b"), "--frame-rate", "10",
+                 "--root", str(tmp_path / "r"), "--json"]) == 0
+    assert read_mot(str(tmp_path / "a" / "SYN-01.txt")).tolist() == read_mot(str(tmp_path / "b" / "SYN-01.txt")).tolist()
+
+
+def test_outputs_and_eval_on_s3(capsys, s3_bucket, synth):
+    seq = synth["sequences"][1]
+    job = SequenceJob(name="SYN-02", det_uri=seq["det"], frame_rate=10, gt_uri=seq["gt"])
+    res = process_sequence(job, TrackConfig(), f"{s3_bucket}/tracks")
+    assert main(["track", "eval", "--gt", seq["gt"], "--pred", f"{s3_bucket}/tracks/SYN-02.txt", "--json"]) == 0
+    out = _json(capsys)
+    from cvray.track.metrics import summarize
+
+    assert out["combined"]["HOTA"] == pytest.approx(summarize(res["partial"])["HOTA"])
