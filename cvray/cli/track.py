@@ -8,6 +8,10 @@ Tracking::
 writes ``DIR/<seq>.txt`` (MOTChallenge) and ``DIR/tracks/<seq>.parquet`` per sequence, and a run
 under the runs root. When a sequence folder has ``gt/gt.txt`` the metrics are printed too.
 
+End to end on a video (detect -> segment -> track -> annotated mp4 + JSON/Parquet)::
+
+    cvray track --video V.mp4 --model RUN|CKPT.pt|ARCH:BACKBONE --out DIR
+
 Evaluation::
 
     cvray track eval --gt GT_DIR_OR_FILE --pred PRED_DIR_OR_FILE [--json]
