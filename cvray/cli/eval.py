@@ -55,7 +55,8 @@ def run_eval(args: argparse.Namespace) -> int:
         raise CliError(f"{args.pred}: {exc}") from exc
     summary: dict = {k: result.stats[k] for k in STAT_KEYS}
     details = {"iou_type": args.iou_type, "gt": args.gt, "pred": args.pred,
-               "images": result.num_images, "predictions": result.num_predictions}
+               "images": result.num_images, "predictions": result.num_predictions,
+               "per_class": result.per_class_rows()}
     if args.save:
         from cvray.evaluate.run import write_eval_run
 
