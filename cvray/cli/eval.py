@@ -56,7 +56,9 @@ def run_eval(args: argparse.Namespace) -> int:
     summary: dict = {k: result.stats[k] for k in STAT_KEYS}
     details = {"iou_type": args.iou_type, "gt": args.gt, "pred": args.pred,
                "images": result.num_images, "predictions": result.num_predictions,
-               "per_class": result.per_class_rows()}
+               # NaN (class without GT) as null: the --json output stays strict JSON
+               "per_class": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                             for r in result.per_class_rows()]}
     if args.save:
         from cvray.evaluate.run import write_eval_run
 
