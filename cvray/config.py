@@ -9,6 +9,7 @@ key and the expected type, e.g.::
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import typing
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "StorageConfig",
     "SynthConfig",
     "apply_overrides",
+    "experiment_model",
     "load_config",
 ]
 
@@ -90,7 +92,13 @@ def _section(spec: str) -> type[CvrayModel] | None:
         return None
 
 
-def _build_experiment_model() -> type[CvrayModel]:
+@functools.cache
+def experiment_model() -> type[CvrayModel]:
+    """The composed :class:`ExperimentConfig` class, built on first use.
+
+    Built lazily (not at import) so that importing a stage's section module first, which imports
+    this module for :class:`CvrayModel`, cannot leave that section out of the composition.
+    """
     from pydantic import create_model
 
     fields: dict[str, Any] = {}
@@ -110,7 +118,10 @@ class _ExperimentBase(CvrayModel):
     synth: SynthConfig = Field(default_factory=SynthConfig)
 
 
-ExperimentConfig = _build_experiment_model()
+def __getattr__(name: str):
+    if name == "ExperimentConfig":
+        return experiment_model()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _parse_value(text: str) -> Any:
@@ -193,7 +204,7 @@ def _format_errors(model: type[BaseModel], exc: ValidationError, source: str) ->
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
                 model: type[BaseModel] | None = None) -> Any:
     """Load a YAML config (or the defaults when ``path`` is None), apply overrides, validate."""
-    model = model or ExperimentConfig
+    model = model or experiment_model()
     raw: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
