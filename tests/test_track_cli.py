@@ -158,3 +158,18 @@ def test_outputs_and_eval_on_s3(capsys, s3_bucket, synth):
     from cvray.track.metrics import summarize
 
     assert out["combined"]["HOTA"] == pytest.approx(summarize(res["partial"])["HOTA"])
+
+
+def test_bad_det_file_becomes_issue_row(capsys, tmp_path):
+    bad = tmp_path / "S" / "det" / "det.txt"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("1,-1,10,10,5,5,0.9\n2,-1,oops,10,5,5,0.9\n")
+    rc = main(["track", "--det", str(bad), "--out", str(tmp_path / "o"), "--root", str(tmp_path / "r"), "--json"])
+    assert rc == 1
+    out = _json(capsys)
+    assert "det.txt:2: non-numeric" in out["errors"]["S"]
+    import pyarrow.parquet as pq
+
+    run_dir = next((tmp_path / "r").iterdir())
+    issues = pq.read_table(next((run_dir / "tables" / "issues").glob("*.parquet"))).to_pylist()
+    assert issues[0]["rule"] == "sequence.failed" and issues[0]["file"] == str(bad)

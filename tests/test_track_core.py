@@ -256,3 +256,12 @@ def test_association_log_and_tracks_table():
     assert table.num_rows == 4 and table.schema.metadata[b"cvray.schema_version"] == b"1"
     back = tracks_from_arrow(table)["S"]
     np.testing.assert_allclose(back[:, :6], np.concatenate([o.to_mot() for o in outs])[:, :6], atol=1e-4)
+
+
+def test_association_log_counts_gated_pairs():
+    tr = Tracker(TrackConfig(min_hits=1, log_associations=True))
+    tr.update(Detections([_box(50, 50)], [0.9]))
+    tr.update(Detections([_box(51, 50), _box(150, 50), _box(300, 50)], [0.9, 0.9, 0.9]))
+    (row,) = [r for r in tr.association_log if r["stage"] == "first"]
+    assert row["matched"] and row["det_index"] == 0 and row["gated_out"] == 2   # no overlap: gated
+    assert row["iou"] == pytest.approx(19 * 40 / (21 * 40))

@@ -219,7 +219,11 @@ def run_track(args: argparse.Namespace) -> int:
         else:
             from cvray.track.workflow import process_sequence
 
-            results = [process_sequence(jobs[0], tcfg, args.out, render=args.render)]
+            try:
+                results = [process_sequence(jobs[0], tcfg, args.out, render=args.render)]
+            except (OSError, ValueError) as exc:  # same error row as an actor would return
+                results = [{"sequence": jobs[0].name, "error": f"{type(exc).__name__}: {exc}",
+                            "file": jobs[0].det_uri}]
         errors = [r for r in results if "error" in r]
         run.add_issues({"stage": "track", "rule": "sequence.failed", "severity": "error",
                         "file": r.get("file"), "message": f"{r['sequence']}: {r['error']}"} for r in errors)

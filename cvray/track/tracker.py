@@ -109,8 +109,8 @@ class Tracker:
                                           fuse_score=fuse_score)
         r, c, um_t, um_d = matching.linear_assignment(cost, max_cost, return_arrays=True)
         if self.cfg.log_associations:
-            self._log(stage, trk, det_idx, np.stack([r, c], axis=1), cost, iou, app,
-                      np.ones(cost.shape, bool) if gate is None else gate)
+            # gated out = any pair made impossible (motion gate, class, appearance distance)
+            self._log(stage, trk, det_idx, np.stack([r, c], axis=1), cost, iou, app, np.isfinite(cost))
         return trk[r], det_idx[c], trk[um_t], det_idx[um_d]
 
     def _log(self, stage, trk, det_idx, pairs, cost, iou, app, gate) -> None:
