@@ -114,3 +114,10 @@ def test_cores_do_not_import_ray():
     code = ("import sys, cvray.validate.pipeline, cvray.validate.annotations, cvray.validate.leakage;"
             "assert 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_worker_imports_stay_light():
+    """Ray workers import the validation cores; they must not drag in torch or ray."""
+    code = ("import sys, cvray.validate.pipeline, cvray.validate.config;"
+            "bad = [m for m in ('torch', 'ray') if m in sys.modules]; assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)

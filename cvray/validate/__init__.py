@@ -2,6 +2,6 @@
 
 Pure cores (no Ray): :mod:`rules` (catalogue), :mod:`images`, :mod:`schema`, :mod:`boxes`,
 :mod:`masks`, :mod:`classes`, :mod:`leakage`, :mod:`split`, :mod:`card`, :mod:`baselines`,
-:mod:`convert`, :mod:`pipeline`; the Ray Data adapter is :mod:`distributed`. None of them imports
-:mod:`cvray.config` (which pulls in every stage, torch included): Ray workers stay light.
+:mod:`convert`, :mod:`pipeline`; the Ray Data adapter is :mod:`distributed`. They import nothing
+heavy (no torch, no Ray), so Ray workers that check images start fast.
 """

@@ -1,20 +1,17 @@
-"""``validation`` section of the experiment config (``validation.max_errors=3``): every threshold the QA rules use, named."""
+"""``validation`` section of the experiment config: every threshold the QA rules use, named
+(override with ``validation.max_errors=3`` etc.)."""
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from cvray.config import CvrayModel
 
 __all__ = ["ValidateConfig"]
 
 
-class ValidateConfig(BaseModel):
-    """Same contract as :class:`cvray.config.CvrayModel` (unknown keys forbidden, frozen).
-
-    Deliberately not a subclass: importing :mod:`cvray.config` composes every stage's section
-    (and with them torch, ~5 s), and this model is rebuilt inside every Ray worker that checks
-    images - those workers must not pay for the training stack.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+class ValidateConfig(CvrayModel):
+    """Thresholds of the dataset-QA rules. Rebuilt inside Ray workers, so it must stay cheap to
+    import (cvray.config composes the stage sections lazily; nothing heavy comes with it)."""
 
     # -- exit policy
     max_errors: int = Field(0, ge=0, description="exit 1 when more than this many error rows")
