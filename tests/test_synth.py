@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from scipy.optimize import linear_sum_assignment
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections import Counter
 
-import pytest
 from _validate_corpus import build_defect_corpus
 
 from cvray.data.synth import make_coco

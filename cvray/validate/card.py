@@ -7,7 +7,6 @@ that will be reported.
 """
 from __future__ import annotations
 
-import io
 import math
 from collections import Counter
 from typing import Any, Mapping, Sequence
