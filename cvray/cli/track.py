@@ -29,8 +29,6 @@ from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
 
 __all__ = ["register", "run_track", "run_track_eval"]
 
-EVAL_KEYS = ("MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN",
-             "HOTA", "DetA", "AssA", "LocA")
 
 
 def register(sub) -> None:
@@ -67,14 +65,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-def _round(d: dict) -> dict:
-    """The printed keys, full precision (floats) and exact counts (ints)."""
-    return {k: (float(v) if isinstance(v, float) else int(v)) for k, v in d.items() if k in EVAL_KEYS}
 
 
 def run_track_eval(args: argparse.Namespace) -> int:
     from cvray.track.io import find_sequences, read_mot
     from cvray.track.metrics import combine, evaluate_sequence, summarize
+    from cvray.track.runner import metric_row
 
     if not args.gt or not args.pred:
         raise CliError("track eval needs --gt and --pred")
@@ -98,11 +94,11 @@ def run_track_eval(args: argparse.Namespace) -> int:
         gt = read_mot(gts[seq])
         part = evaluate_sequence(gt, pr, mot17_classes=args.mot17_classes)
         partials.append(part)
-        out[seq] = _round(summarize(part))
+        out[seq] = metric_row(summarize(part))
         if args.diagnostics:
             diags.append(_diagnose(gts[seq], gt, pr))
             out[seq]["diagnostics"] = {k: diags[-1][k] for k in ("causes", "by_occlusion")}
-    out["combined"] = _round(summarize(combine(partials)))
+    out["combined"] = metric_row(summarize(combine(partials)))
     if args.diagnostics:
         from cvray.track.diagnostics import combine_diagnostics
 
@@ -159,91 +155,25 @@ def _print_table(out: dict) -> None:
 
 
 # -- tracking ------------------------------------------------------------------------------------
-def _jobs(args: argparse.Namespace) -> list:
-    from cvray.io import storage
-    from cvray.track.io import find_sequences, is_file, read_predictions, read_seqinfo
-    from cvray.track.workflow import SequenceJob
-
-    det = args.det.rstrip("/")
-    if not storage.exists(det):
-        raise CliError(f"{det}: no such file or folder")
-    if det.endswith(".parquet") or (not is_file(det) and storage.list_files(det, ".parquet", recursive=False)):
-        fr = args.frame_rate or 30.0
-        return [SequenceJob(name=name, det_rows=rows.tolist(), frame_rate=fr)
-                for name, rows in read_predictions(det).items()]
-    try:
-        found = find_sequences(det, "det")
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from exc
-    jobs = []
-    for name, uri in found.items():
-        seq_dir = posixpath.dirname(posixpath.dirname(uri))
-        ini = args.seqinfo if (args.seqinfo and len(found) == 1) else storage.join(seq_dir, "seqinfo.ini")
-        info = read_seqinfo(ini) if storage.exists(ini) else None
-        if info is None and args.seqinfo:
-            raise CliError(f"{args.seqinfo}: no such file")
-        gt = storage.join(seq_dir, "gt", "gt.txt")
-        img = storage.join(seq_dir, info.im_dir) if info else None
-        jobs.append(SequenceJob(
-            name=info.name if info and len(found) == 1 and name == posixpath.basename(det).split(".")[0]
-            else name,
-            det_uri=uri, frame_rate=args.frame_rate or (info.frame_rate if info else 30.0),
-            num_frames=info.seq_length if info else None,
-            image_dir=img if img and storage.exists(img) else None,
-            im_ext=info.im_ext if info else ".jpg",
-            gt_uri=gt if storage.exists(gt) else None))
-    return jobs
-
-
 def run_track(args: argparse.Namespace) -> int:
     if args.video:
         return run_track_video(args)
     if not args.det or not args.out:
         raise CliError("track needs --det and --out (or `cvray track eval --gt ... --pred ...`)")
-    import pyarrow as pa
-
     from cvray.runs import start_run
-    from cvray.track.metrics import combine, summarize
+    from cvray.track.runner import sequence_jobs, track_jobs
 
     cfg = load_cli_config(args)
-    tcfg = cfg.track
-    jobs = _jobs(args)
+    try:
+        jobs = sequence_jobs(args.det, seqinfo=args.seqinfo, frame_rate=args.frame_rate)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
     with start_run("track", config=cfg, root=cfg.storage.root, seed=cfg.seed,
                    argv=getattr(args, "argv", None)) as run:
-        if args.ray or len(jobs) > 1:
-            from cvray.raycluster import ray_context
-            from cvray.track.distributed import track_sequences
-
-            with ray_context(cfg.ray, args.address):
-                results = track_sequences(jobs, tcfg, args.out, render=args.render)
-        else:
-            from cvray.track.workflow import process_sequence
-
-            try:
-                results = [process_sequence(jobs[0], tcfg, args.out, render=args.render)]
-            except (OSError, ValueError) as exc:  # same error row as an actor would return
-                results = [{"sequence": jobs[0].name, "error": f"{type(exc).__name__}: {exc}",
-                            "file": jobs[0].det_uri}]
-        errors = [r for r in results if "error" in r]
-        run.add_issues({"stage": "track", "rule": "sequence.failed", "severity": "error",
-                        "file": r.get("file"), "message": f"{r['sequence']}: {r['error']}"} for r in errors)
-        ok = [r for r in results if "error" not in r]
-        run.write_table("sequences", pa.Table.from_pylist(
-            [{k: v for k, v in r.items() if k not in ("partial",)} for r in ok]))
-        summary: dict = {"out": args.out, "run_id": run.id, "sequences": len(jobs), "failed": len(errors),
-                         "frames": sum(r["frames"] for r in ok), "tracks": sum(r["tracks"] for r in ok),
-                         "boxes": sum(r["boxes"] for r in ok)}
-        partials = [r["partial"] for r in ok if "partial" in r]
-        if partials:
-            metrics = {r["sequence"]: _round(summarize(r["partial"])) for r in ok if "partial" in r}
-            metrics["combined"] = _round(summarize(combine(partials)))
-            run.write_table("metrics", pa.Table.from_pylist([{"sequence": k, **v} for k, v in metrics.items()]))
-            summary["metrics"] = metrics["combined"]
-        if errors:
-            summary["errors"] = {r["sequence"]: r["error"] for r in errors}
-        run.summary.update(summary)
+        summary = track_jobs(run, jobs, cfg.track, args.out, use_ray=args.ray or len(jobs) > 1,
+                             render=args.render, ray_cfg=cfg.ray, address=args.address)
     emit(summary, args, title="cvray track")
-    return 1 if errors and not ok else 0
+    return 1 if summary["failed"] and summary["failed"] == summary["sequences"] else 0
 
 
 def run_track_video(args: argparse.Namespace) -> int:
