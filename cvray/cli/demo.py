@@ -1,7 +1,8 @@
 """``cvray demo``: the whole workflow on embedded defaults, on a fresh machine, in a few minutes.
 
-synthetic data → Ray Data ingest (dataset summary) → later stages as they exist (training with
-2 Ray Train workers, evaluation, tracking). Everything lands in one run; the summary table says
+synthetic data → Ray Data ingest (dataset summary) → Mask R-CNN training with 2 Ray Train
+workers (COCO box and mask AP on the val split) → tracking of the synthetic sequences with one Ray
+actor each (HOTA / IDF1 / MOTA against exact ground truth). Everything lands in one run; the summary table says
 where.
 """
 from __future__ import annotations
@@ -41,16 +42,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                               argv=args.argv) as run:
         run.update(ray=cluster_resources())
         data_uri = run.path("artifacts", "dataset")
-        con.print(f"[bold]1/4[/] synthetic data → {data_uri}")
+        stages = _later_stages(args)
+        total = 2 + len(stages)
+        con.print(f"[bold]1/{total}[/] synthetic data → {data_uri}")
         synth = synthesize(data_uri, images, videos, cfg.seed, cfg)
         summary["data"] = {"images": synth["images"], "videos": synth["videos"], "splits": synth["splits"]}
 
-        con.print("[bold]2/4[/] ingest through Ray Data")
+        con.print(f"[bold]2/{total}[/] ingest through Ray Data")
         coco_root = synth["coco_root"]
         summary["ingest"] = ingest_coco(run, coco_layout(coco_root), storage.join(coco_root, "images"))
 
-        for step, (name, fn) in enumerate(_later_stages(args), start=3):
-            con.print(f"[bold]{step}/4[/] {name}")
+        for step, (name, fn) in enumerate(stages, start=3):
+            con.print(f"[bold]{step}/{total}[/] {name}")
             summary[name] = fn(run, cfg, synth)
         run.summary.update(summary)
     summary["run"] = run.id
