@@ -22,6 +22,8 @@ from typing import Iterable, Literal
 
 import numpy as np
 
+from cvray.evaluate.base import ResultsAccumulator
+
 __all__ = ["STAT_KEYS", "CocoEvalResult", "CocoEvaluator", "CocoEvalError", "coco_evaluate"]
 
 logger = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ def _check_results(results: list[dict], gt_images: set, iou_type: str) -> None:
             raise CocoEvalError(f"prediction #{i} (image_id={r['image_id']}) has score {r['score']}")
 
 
-class CocoEvaluator:
+class CocoEvaluator(ResultsAccumulator):
     """COCO AP/AR for one IoU type. ``reset / process / evaluate`` plus ``combine``.
 
     Args:
@@ -107,25 +109,8 @@ class CocoEvaluator:
         self._gt_images = {im["id"] for im in gt["images"]}
         self.reset()
 
-    def reset(self) -> None:
-        self._results: list[dict] = []
-
-    def process(self, results: Iterable[dict]) -> None:
-        """Add predictions in COCO results format (dicts are copied, the caller's stay intact)."""
-        batch = [dict(r) for r in results]
+    def _check(self, batch: list[dict]) -> None:
         _check_results(batch, self._gt_images, self.iou_type)
-        self._results.extend(batch)
-
-    update = process  # accumulator spelling
-
-    def partial(self) -> list[dict]:
-        """This evaluator's picklable partial state."""
-        return list(self._results)
-
-    def combine(self, partials: Iterable[list[dict]]) -> None:
-        """Merge partials from other workers into this evaluator."""
-        for p in partials:
-            self._results.extend(dict(r) for r in p)
 
     def evaluate(self) -> CocoEvalResult:
         """Run faster-coco-eval on everything processed so far."""

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cvray.evaluate.base import ResultsAccumulator
 from cvray.evaluate.config import ErrorConfig
 from cvray.evaluate.matching import (ImageEval, collect_classes, coco_interp_ap, greedy_match,
                                      match_images, prepare_images, size_bucket, SIZE_RANGES)
@@ -179,25 +180,12 @@ def analyze_errors(gt: dict, results: list[dict], iou_type: str = "bbox",
     return ErrorAnalysis(base_map, base, errors, summary, per_class, per_size, tps)
 
 
-class ErrorEvaluator:
+class ErrorEvaluator(ResultsAccumulator):
     """``reset / process / evaluate`` + ``combine`` wrapper around :func:`analyze_errors`."""
 
     def __init__(self, gt: dict, iou_type: str = "bbox", cfg: ErrorConfig = ErrorConfig()):
         self.gt, self.iou_type, self.cfg = gt, iou_type, cfg
         self.reset()
-
-    def reset(self) -> None:
-        self._results: list[dict] = []
-
-    def process(self, results) -> None:
-        self._results.extend(dict(r) for r in results)
-
-    def partial(self) -> list[dict]:
-        return list(self._results)
-
-    def combine(self, partials) -> None:
-        for p in partials:
-            self._results.extend(p)
 
     def evaluate(self) -> ErrorAnalysis:
         return analyze_errors(self.gt, self._results, self.iou_type, self.cfg)

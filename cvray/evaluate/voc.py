@@ -19,6 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from cvray.evaluate.matching import voc_ap
+from cvray.evaluate.base import ResultsAccumulator
 
 __all__ = ["VocResult", "voc_evaluate", "VocEvaluator"]
 
@@ -73,25 +74,12 @@ def voc_evaluate(gt: dict, results: list[dict], *, iou_thr: float = 0.5,
     return VocResult(float(np.mean(vals)) if vals else float("nan"), aps, npos_all, use_07_metric)
 
 
-class VocEvaluator:
+class VocEvaluator(ResultsAccumulator):
     """``reset / process / evaluate`` + ``combine`` for VOC AP50."""
 
     def __init__(self, gt: dict, *, use_07_metric: bool = False):
         self.gt, self.use_07_metric = gt, use_07_metric
         self.reset()
-
-    def reset(self) -> None:
-        self._results: list[dict] = []
-
-    def process(self, results) -> None:
-        self._results.extend(dict(r) for r in results)
-
-    def partial(self) -> list[dict]:
-        return list(self._results)
-
-    def combine(self, partials) -> None:
-        for p in partials:
-            self._results.extend(p)
 
     def evaluate(self) -> VocResult:
         return voc_evaluate(self.gt, self._results, use_07_metric=self.use_07_metric)
