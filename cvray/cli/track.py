@@ -123,7 +123,7 @@ def _diagnose(gt_uri: str, gt, pr) -> dict:
     ini = storage.join(posixpath.dirname(posixpath.dirname(gt_uri)), "seqinfo.ini")
     if storage.exists(ini):
         info = read_seqinfo(ini)
-        size = (info.im_height, info.im_width) if info.im_height and info.im_width else None
+        size = (info.height, info.width) if info.height and info.width else None
     return diagnose_sequence(gt, pr, image_size=size)
 
 

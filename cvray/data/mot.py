@@ -2,37 +2,53 @@
 from __future__ import annotations
 
 import configparser
+import posixpath
 from dataclasses import dataclass
 
 from cvray.io import storage
 
-__all__ = ["SeqInfo", "frame_records", "read_seqinfo"]
+__all__ = ["MOTFormatError", "SeqInfo", "frame_records", "read_seqinfo"]
+
+
+class MOTFormatError(ValueError):
+    """A MOTChallenge file is malformed; the message names the file (and line)."""
 
 
 @dataclass(frozen=True)
 class SeqInfo:
+    """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``."""
+
     name: str
-    im_dir: str
-    frame_rate: float
-    seq_length: int
-    width: int
-    height: int
-    im_ext: str
+    frame_rate: float = 30.0
+    seq_length: int = 0
+    width: int = 0
+    height: int = 0
+    im_dir: str = "img1"
+    im_ext: str = ".jpg"
 
 
 def read_seqinfo(uri: str) -> SeqInfo:
-    """Parse a MOTChallenge ``seqinfo.ini``; a missing or bad key is named in the error."""
-    cp = configparser.ConfigParser()
+    """Parse ``seqinfo.ini``; missing optional keys take MOTChallenge defaults."""
+    parser = configparser.ConfigParser()
     try:
-        cp.read_string(storage.read_bytes(uri).decode())
-        s = cp["Sequence"]
-        return SeqInfo(name=s["name"], im_dir=s.get("imDir", "img1"), frame_rate=float(s["frameRate"]),
-                       seq_length=int(s["seqLength"]), width=int(s["imWidth"]), height=int(s["imHeight"]),
-                       im_ext=s.get("imExt", ".jpg"))
-    except KeyError as exc:
-        raise ValueError(f"{uri}: seqinfo.ini lacks key {exc}") from exc
-    except (ValueError, configparser.Error) as exc:
-        raise ValueError(f"{uri}: invalid seqinfo.ini ({exc})") from exc
+        parser.read_string(storage.read_bytes(uri).decode("utf-8", errors="replace"), source=uri)
+    except configparser.Error as exc:
+        raise MOTFormatError(f"{uri}: not a valid ini file ({exc})") from None
+    if "Sequence" not in parser:
+        raise MOTFormatError(f"{uri}: missing [Sequence] section")
+    s = parser["Sequence"]
+    try:
+        return SeqInfo(
+            name=s.get("name", posixpath.basename(posixpath.dirname(uri.rstrip("/"))) or "seq"),
+            frame_rate=float(s.get("frameRate", 30)),
+            seq_length=int(s.get("seqLength", 0)),
+            width=int(s.get("imWidth", 0)),
+            height=int(s.get("imHeight", 0)),
+            im_dir=s.get("imDir", "img1"),
+            im_ext=s.get("imExt", ".jpg"),
+        )
+    except ValueError as exc:
+        raise MOTFormatError(f"{uri}: bad value in [Sequence] ({exc})") from None
 
 
 def frame_records(seq_uri: str) -> tuple[SeqInfo, list[dict]]:

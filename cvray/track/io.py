@@ -8,13 +8,12 @@ or ``s3://``. Errors name the file and line.
 """
 from __future__ import annotations
 
-import configparser
 import io as _io
 import posixpath
-from dataclasses import dataclass
 
 import numpy as np
 
+from cvray.data.mot import MOTFormatError, SeqInfo, read_seqinfo  # one seqinfo parser for all stages
 from cvray.io import storage
 
 __all__ = ["MOT_COLUMNS", "MOTFormatError", "SeqInfo", "find_sequences", "format_mot", "is_file", "read_predictions", "parse_mot",
@@ -22,10 +21,6 @@ __all__ = ["MOT_COLUMNS", "MOTFormatError", "SeqInfo", "find_sequences", "format
 
 MOT_COLUMNS = ("frame", "id", "x", "y", "w", "h", "conf", "class", "visibility", "z")
 FRAME, ID, X, Y, W, H, CONF, CLS, VIS, Z = range(10)
-
-
-class MOTFormatError(ValueError):
-    """A MOTChallenge file or seqinfo.ini is malformed; the message names file and line."""
 
 
 def parse_mot(text: str, source: str = "<text>") -> np.ndarray:
@@ -83,43 +78,6 @@ def split_frames(rows: np.ndarray) -> dict[int, np.ndarray]:
     uniq, start = np.unique(frames, return_index=True)
     ends = np.append(start[1:], len(rows))
     return {int(f): rows[s:e] for f, s, e in zip(uniq, start, ends)}
-
-
-@dataclass(frozen=True)
-class SeqInfo:
-    """The ``[Sequence]`` section of a MOTChallenge ``seqinfo.ini``."""
-
-    name: str
-    frame_rate: float = 30.0
-    seq_length: int = 0
-    im_width: int = 0
-    im_height: int = 0
-    im_dir: str = "img1"
-    im_ext: str = ".jpg"
-
-
-def read_seqinfo(uri: str) -> SeqInfo:
-    """Parse ``seqinfo.ini``; missing optional keys take MOTChallenge defaults."""
-    parser = configparser.ConfigParser()
-    try:
-        parser.read_string(storage.read_bytes(uri).decode("utf-8", errors="replace"), source=uri)
-    except configparser.Error as exc:
-        raise MOTFormatError(f"{uri}: not a valid ini file ({exc})") from None
-    if "Sequence" not in parser:
-        raise MOTFormatError(f"{uri}: missing [Sequence] section")
-    s = parser["Sequence"]
-    try:
-        return SeqInfo(
-            name=s.get("name", posixpath.basename(posixpath.dirname(uri.rstrip("/"))) or "seq"),
-            frame_rate=float(s.get("frameRate", 30)),
-            seq_length=int(s.get("seqLength", 0)),
-            im_width=int(s.get("imWidth", 0)),
-            im_height=int(s.get("imHeight", 0)),
-            im_dir=s.get("imDir", "img1"),
-            im_ext=s.get("imExt", ".jpg"),
-        )
-    except ValueError as exc:
-        raise MOTFormatError(f"{uri}: bad value in [Sequence] ({exc})") from None
 
 
 def is_file(uri: str) -> bool:
