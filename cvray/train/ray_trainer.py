@@ -26,13 +26,14 @@ from typing import Any
 
 from cvray.io import storage
 from cvray.train.data import rows_to_records
-from cvray.train.worker import TrainJob, WorkerEnv, run_worker
+from cvray.train.worker import TrainJob, WorkerEnv, run_worker, worker_seed
 
 __all__ = ["train_with_ray"]
 
 log = logging.getLogger(__name__)
 
 POINTER = "cvray_checkpoint.json"
+SHUFFLE_BUFFER = 64  # rows (records, not decoded images) held for the per-epoch local shuffle
 
 
 def _report_checkpoint(state, name: str, uri: str) -> None:
@@ -84,7 +85,11 @@ def _train_fn(config: dict[str, Any]) -> None:
     shard = ray.train.get_dataset_shard("train")
 
     def train_records(epoch: int):
-        return rows_to_records(shard.iter_rows())
+        # a new local shuffle every epoch, different on every worker, reproducible from the seed
+        kw = ({"local_shuffle_buffer_size": SHUFFLE_BUFFER,
+               "local_shuffle_seed": worker_seed(job.seed, rank) + epoch} if job.cfg.shuffle else {})
+        for batch in shard.iter_batches(batch_size=SHUFFLE_BUFFER, batch_format="pyarrow", **kw):
+            yield from rows_to_records(batch.to_pylist())
 
     def prepare(model):
         rcnn = job.cfg.model.arch in ("fasterrcnn", "maskrcnn")
@@ -164,7 +169,6 @@ def train_with_ray(job: TrainJob) -> dict[str, Any]:
 def _write_seeds(job: TrainJob) -> None:
     import pyarrow as pa
 
-    from cvray.train.worker import worker_seed
 
     ranks = list(range(job.cfg.num_workers))
     job.run.write_table("worker_seeds", pa.table({
