@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-import cvray.config  # noqa: F401
 from cvray.data.synth_mot import MotSynthConfig, make_mot
 from cvray.models.weights import WeightsError
 from cvray.track.appearance import ColorHistogramExtractor, build_extractor

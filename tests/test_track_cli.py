@@ -9,7 +9,6 @@ import motmetrics
 import numpy as np
 import pytest
 
-import cvray.config  # noqa: F401
 from cvray.cli.main import main
 from cvray.data.synth_mot import make_mot
 from cvray.track.config import TrackConfig

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cvray.config  # noqa: F401  (compose ExperimentConfig before the track section is imported)
 from cvray.track import matching
 from cvray.track.config import TrackConfig
 from cvray.track.kalman import KalmanFilter, cxcywh_to_xyxy, xyxy_to_cxcywh

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import cvray.config  # noqa: F401
 from cvray.data.synth_mot import make_mot
 from cvray.track.diagnostics import combine_diagnostics, diagnose_sequence
 from cvray.track.io import read_mot

@@ -4,7 +4,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-import cvray.config  # noqa: F401
 from cvray.data.synth_mot import make_mot
 from cvray.track.io import read_mot, split_frames
 from cvray.track.records import Detections

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-import cvray.config  # noqa: F401
 from cvray.data.synth_mot import DetNoise, make_mot
 from cvray.track.config import TrackConfig
 from cvray.track.io import read_mot, read_seqinfo

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-import cvray.config  # noqa: F401
 from cvray.data.synth_mot import make_mot
 from cvray.predict.records import Detections as PredDetections
 from cvray.track.io import read_mot, split_frames

@@ -25,7 +25,6 @@ class SequenceActor:
     """Holds the config; ``run`` tracks one sequence frame by frame and writes its results."""
 
     def __init__(self, config: dict) -> None:
-        import cvray.config  # noqa: F401  (compose the config models in this worker)
 
         self.config = TrackConfig.model_validate(config)
 
