@@ -53,24 +53,36 @@ def _report_checkpoint(state, name: str, uri: str) -> None:
         ray.train.report(metrics, checkpoint=None)
 
 
-def _restore_from_ray() -> dict | None:
-    """The checkpoint Ray hands a restarted worker group (None on a first attempt)."""
+def _restore(job: TrainJob) -> dict | None:
+    """The checkpoint a restarted worker group continues from (None on a first attempt).
+
+    1. ``ray.train.get_checkpoint()``: the last checkpoint Ray registered -- a pointer to the
+       run's ``latest.pt``;
+    2. else the run's own ``latest.pt``, when it exists: a worker can die after rank 0 wrote and
+       reported a checkpoint but before Ray's controller collected that report (seen on an idle
+       2-core machine, killing a worker one step after the report). The run folder is new for a
+       fresh run, so a checkpoint there can only come from an earlier attempt of this run.
+    """
     import ray.train
 
-    ckpt = ray.train.get_checkpoint()
-    if ckpt is None:
-        return None
     from cvray.train.checkpoint import CheckpointStore
 
-    with ckpt.as_directory() as d:
-        with open(os.path.join(d, POINTER)) as f:
-            pointer = json.load(f)
-    uri = pointer["uri"]
-    store = CheckpointStore(uri.rsplit("/", 1)[0])
-    loaded = store.load(uri.rsplit("/", 1)[1][: -len(".pt")])
+    ckpt = ray.train.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            with open(os.path.join(d, POINTER)) as f:
+                uri = json.load(f)["uri"]
+        store, name = CheckpointStore(uri.rsplit("/", 1)[0]), uri.rsplit("/", 1)[1][: -len(".pt")]
+    elif job.run is not None:
+        store, name = CheckpointStore.for_run(job.run.uri), "latest"
+        if not store.exists(name):
+            return None
+    else:
+        return None
+    loaded = store.load(name)
     if loaded is None:
-        raise FileNotFoundError(f"Ray checkpoint points at {uri}, which does not exist")
-    log.info("restoring from %s (iteration %s)", uri, loaded.get("iteration"))
+        raise FileNotFoundError(f"Ray checkpoint points at {store.path(name)}, which does not exist")
+    log.info("restoring from %s (iteration %s)", store.path(name), loaded.get("iteration"))
     return loaded
 
 
@@ -108,7 +120,7 @@ def _train_fn(config: dict[str, Any]) -> None:
                 register_coco_in_worker(f"cvray_{split}", ann, job.images_root)
     env = WorkerEnv(rank=rank, world_size=world, device=ray.train.torch.get_device(),
                     train_records=train_records, prepare_model=prepare,
-                    initial_checkpoint=_restore_from_ray(), on_saved=_report_checkpoint)
+                    initial_checkpoint=_restore(job), on_saved=_report_checkpoint)
     from cvray.train.engine import NonFiniteLossError
 
     try:
@@ -168,7 +180,6 @@ def train_with_ray(job: TrainJob) -> dict[str, Any]:
 
 def _write_seeds(job: TrainJob) -> None:
     import pyarrow as pa
-
 
     ranks = list(range(job.cfg.num_workers))
     job.run.write_table("worker_seeds", pa.table({
