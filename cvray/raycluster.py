@@ -46,6 +46,9 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
             include_dashboard=include_dashboard,
             dashboard_host=getattr(ray_cfg, "dashboard_host", "127.0.0.1"),
         )
+        # address="local": always a new embedded Ray, never a cluster that happens to have been
+        # started on this machine with `ray start` (ray.init() alone would join that one).
+        kwargs["address"] = "local"
         try:
             ray.init(**kwargs)
         except Exception as exc:  # dashboard deps missing or port clash: run without it

@@ -45,6 +45,7 @@ def ray_session(s3_server):
 
     if not ray.is_initialized():
         ray.init(
+            address="local",  # never join a `ray start` cluster another test left on this machine
             num_cpus=2,
             include_dashboard=False,
             ignore_reinit_error=True,
