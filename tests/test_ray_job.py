@@ -28,14 +28,17 @@ def head_node(s3_server):
     mp = pytest.MonkeyPatch()
     mp.setenv("RAY_AUTH_MODE", "token")
     ray_tmp = tempfile.mkdtemp(prefix="cvj", dir="/tmp")
-    gcs, dash = _port(), _port()
+    gcs, dash, agent, metrics, client_port = _port(), _port(), _port(), _port(), _port()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["RAY_TMPDIR"] = ray_tmp
     ray_bin = str(Path(sys.executable).with_name("ray"))
     proc = subprocess.Popen(
         [ray_bin, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={gcs}",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=1", "--num-gpus=0",
-         f"--temp-dir={ray_tmp}", "--include-dashboard=true", "--disable-usage-stats"],
+         f"--temp-dir={ray_tmp}", "--include-dashboard=true", "--disable-usage-stats",
+         # free ports: the session's own Ray already holds the defaults (agent 52365, client 10001)
+         f"--dashboard-agent-listen-port={agent}", f"--metrics-export-port={metrics}",
+         f"--ray-client-server-port={client_port}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     from ray.job_submission import JobSubmissionClient
 
