@@ -72,14 +72,17 @@ def worker_seed(seed: int, rank: int) -> int:
     return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
-def chunks(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
-    """Fixed-size batches; the remainder is dropped so DDP workers take equal steps."""
+def chunks(it: Iterable[Sample], size: int, drop_last: bool = True) -> Iterator[list[Sample]]:
+    """Fixed-size batches. Training drops the remainder so DDP workers take equal steps;
+    evaluation (``drop_last=False``) keeps it, since every image must be scored."""
     batch: list[Sample] = []
     for s in it:
         batch.append(s)
         if len(batch) == size:
             yield batch
             batch = []
+    if batch and not drop_last:
+        yield batch
 
 
 def _records(uri: str, limit: int | None = None) -> tuple[dict, list[dict]]:
@@ -98,7 +101,7 @@ def _eval_fn(job: TrainJob, env: WorkerEnv) -> Callable:
         issues: list = []
         it = samples(mine, job.images_root, job.categories, task=task,
                      ignore_index=cfg.loss.ignore_index, issues=issues)
-        partial = predict_partial(unwrap(state.model), chunks_all(it, cfg.batch_size), job.categories,
+        partial = predict_partial(unwrap(state.model), chunks(it, cfg.batch_size, drop_last=False), job.categories,
                                   task=task, device=env.device, score_thresh=cfg.eval_score_thresh,
                                   ignore_index=cfg.loss.ignore_index)
         partials = [partial]
@@ -114,18 +117,6 @@ def _eval_fn(job: TrainJob, env: WorkerEnv) -> Callable:
         return out[0], out[1]
 
     return evaluate
-
-
-def chunks_all(it: Iterable[Sample], size: int) -> Iterator[list[Sample]]:
-    """Batches keeping the remainder (evaluation must see every image)."""
-    batch: list[Sample] = []
-    for s in it:
-        batch.append(s)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
