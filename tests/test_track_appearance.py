@@ -148,5 +148,5 @@ def test_cmc_improves_tracking_under_camera_pan(panning):
         return summarize(combine(parts))
 
     off, on = evaluate(TrackConfig()), evaluate(TrackConfig(cmc={"enabled": True}))
-    # measured (pan 0.06 of the width per frame): HOTA 51.2 -> 59.0, IDF1 66.7 -> 76.3
+    # measured (pan 0.06 of the width per frame): HOTA 49.6 -> 54.4, IDF1 64.2 -> 72.3
     assert on["HOTA"] >= off["HOTA"] + 2.0 and on["IDF1"] >= off["IDF1"] + 5.0, (off, on)

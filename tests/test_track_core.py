@@ -9,7 +9,7 @@ import pytest
 
 from cvray.track import matching
 from cvray.track.config import TrackConfig
-from cvray.track.kalman import KalmanFilter, cxcywh_to_xyxy, xyxy_to_cxcywh
+from cvray.track.kalman import AxisKalmanFilter, KalmanFilter, cxcywh_to_xyxy, xyxy_to_cxcywh
 from cvray.track.records import Detections, tracks_from_arrow, tracks_to_arrow
 from cvray.track.tracker import Tracker
 
@@ -89,6 +89,116 @@ def test_kalman_vectorised_equals_one_by_one():
     np.testing.assert_allclose(xyxy_to_cxcywh(cxcywh_to_xyxy(z)), z)
 
 
+def test_axis_filter_equals_full_filter():
+    """The per-coordinate filter reproduces the 8x8 filter: means, covariances (expanded) and
+    Mahalanobis distances over a run of predictions and updates, including lost-style coasting."""
+    rng = np.random.default_rng(3)
+    z = np.column_stack([rng.uniform(0, 500, (6, 2)), rng.uniform(5, 80, (6, 2))])
+    full, axis = KalmanFilter(1 / 20, 1 / 40), AxisKalmanFilter(1 / 20, 1 / 40)
+    m, P = full.initiate(z)
+    X = axis.initiate_state(z)
+    assert X.shape == (6, axis.state_dim) == (6, 20)
+    for t in range(25):
+        m, P = full.predict(m, P)
+        X = axis.predict_state(X)
+        zt = z + rng.normal(0, 3, z.shape) + 2 * t
+        np.testing.assert_allclose(axis.gating_state(X, zt), full.gating_distance(m, P, zt), rtol=1e-9)
+        if t % 5 != 4:                                   # every fifth frame: no measurement
+            m, P = full.update(m, P, zt)
+            X = axis.update_state(X, zt)
+        mean, blocks = axis.unpack(X)
+        np.testing.assert_allclose(mean, m, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(axis.to_full(blocks), P, rtol=1e-9, atol=1e-12)
+    # the (mean, cov) interface of the axis filter gives the same numbers
+    m2, c2 = axis.update(*axis.predict(*axis.initiate(z)), z + 1)
+    m3, P3 = full.update(*full.predict(*full.initiate(z)), z + 1)
+    np.testing.assert_allclose(m2, m3, rtol=1e-12)
+    np.testing.assert_allclose(axis.to_full(c2), P3, rtol=1e-12)
+    # and the full filter's packed state round-trips
+    np.testing.assert_array_equal(full.unpack(full.pack(m, P))[1], P)
+
+
+def test_tracker_axis_and_full_filter_paths_agree():
+    """Camera-motion compensation switches the tracker to the full 8x8 filter; with an identity
+    warp every output must equal the default (axis-filter) tracker's."""
+    class IdentityMotion:
+        def reset(self):
+            pass
+
+        def estimate(self, image):
+            return np.eye(2, 3)
+
+        def apply(self, warp, mean, cov):
+            from cvray.track.cmc import warp_states
+            return warp_states(warp, mean, cov)
+
+    rng = np.random.default_rng(5)
+    frames = []
+    for t in range(40):
+        n = 6
+        cx = 40 + 30 * np.arange(n) + 3 * t
+        boxes = np.array([_box(x, 80 + 2 * i, 18, 36) for i, x in enumerate(cx)]) + rng.normal(0, 1, (n, 4))
+        scores = rng.choice([0.3, 0.9], n, p=[0.25, 0.75])
+        keep = rng.random(n) > 0.1
+        frames.append(Detections(boxes[keep], scores[keep]))
+    img = np.zeros((8, 8, 3), np.uint8)
+    a, b = Tracker(TrackConfig()), Tracker(TrackConfig(), cmc=IdentityMotion())
+    assert type(a.kf).__name__ == "AxisKalmanFilter" and type(b.kf).__name__ == "KalmanFilter"
+    for d in frames:
+        oa, ob = a.update(d), b.update(d, image=img)
+        np.testing.assert_array_equal(oa.ids, ob.ids)
+        np.testing.assert_allclose(oa.boxes, ob.boxes, rtol=1e-9)
+        assert oa.others[2] == ob.others[2]
+
+
+def test_lifecycle_table_and_lost_tracks_stop_growing():
+    from cvray.track.track import CONFIRMED, DELETED, LOST, TENTATIVE, TrackSet
+
+    kf = AxisKalmanFilter()
+    T = TrackSet(state_dim=kf.state_dim)
+    T.add(kf.initiate_state(np.array([[50.0, 50, 10, 20]] * 4)), np.full(4, 0.9), np.zeros(4, int), 1,
+          confirmed=False)
+    T.kf_state[:, 4:8] = 1.0                                # moving and growing
+    # frame 2: tracks 0, 1 matched (2 hits = min_hits -> confirmed), 2, 3 missed (deleted)
+    T.info[:, 3] += 1
+    assert T.step(np.array([0, 1]), min_hits=2, max_age=2).tolist() == [True, True, False, False]
+    assert T.state.tolist() == [CONFIRMED, CONFIRMED] and T.hits.tolist() == [2, 2]
+    # frame 3: track 1 missed -> lost, its size velocity zeroed, position velocity kept
+    T.info[:, 3] += 1
+    assert T.step(np.array([0]), 2, 2) is None
+    assert T.state.tolist() == [CONFIRMED, LOST]
+    np.testing.assert_array_equal(T.kf_state[1, 4:8], [1, 1, 0, 0])
+    # frames 4, 5: still lost (2 frames since the match = max_age), then deleted at 3 > max_age
+    for since, expect in ((2, [CONFIRMED, LOST]), (3, [CONFIRMED])):
+        T.info[:, 3] += 1
+        T.step(np.array([0]), 2, 2)
+        assert T.state.tolist() == expect and T.since_update[-1] == (0 if len(expect) == 1 else since)
+    assert DELETED not in T.state.tolist() and TENTATIVE not in T.state.tolist()
+    # a lost track matched again is confirmed
+    T.add(kf.initiate_state(np.array([[9.0, 9, 4, 4]])), np.ones(1), np.zeros(1, int), 5, confirmed=True)
+    T.info[:, 3] += 1
+    T.step(np.array([0]), 2, 2)
+    assert T.state.tolist() == [CONFIRMED, LOST]
+    T.info[:, 3] += 1
+    T.step(np.array([0, 1]), 2, 2)
+    assert T.state.tolist() == [CONFIRMED, CONFIRMED] and T.ids.tolist() == [1, 5]
+
+
+def test_frame_output_others_stay_as_of_their_frame():
+    """The list of non-output tracks is built on first access; reading it frames later must
+    give what it was at its own frame (the tracker's arrays change in place)."""
+    frames = [Detections([_box(20 + 5 * t, 50), _box(200 - 5 * t, 90)], [0.9, 0.9 if t < 4 else 0.05])
+              for t in range(10)]
+    eager, late = Tracker(TrackConfig()), Tracker(TrackConfig())
+    now = [eager.update(d).others for d in frames]
+    outs = [late.update(d) for d in frames]
+    for o, n in zip(outs, now):
+        np.testing.assert_array_equal(o.others[0], n[0])
+        np.testing.assert_allclose(o.others[1], n[1])
+        assert o.others[2] == n[2]
+    assert now[6][2] == ["lost"] and now[6][0].tolist() == [2]
+
+
 # -- assignment --------------------------------------------------------------------------------
 def test_linear_assignment_respects_max_cost():
     cost = np.array([[0.1, 0.7], [0.7, np.inf]])
@@ -119,6 +229,17 @@ def test_linear_assignment_matches_bruteforce():
                     continue
                 best = min(best, sum(c[i, j] for i, j in pairs) + (8 - 2 * len(pairs)) * mx / 2)
         assert got == pytest.approx(best)
+
+
+def test_solve_similarity_equals_solve_on_costs():
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        sim = rng.uniform(0, 1, (rng.integers(1, 7), rng.integers(1, 7)))
+        sim[rng.uniform(size=sim.shape) < 0.4] = 0.0
+        r1, c1 = matching.solve(1.0 - sim, 0.8)
+        r2, c2 = matching.solve_similarity(sim, 0.2)
+        g = lambda r, c: float(np.sum(sim[r, c] - 0.2))
+        assert g(r1, c1) == pytest.approx(g(r2, c2)) and np.all(sim[r2, c2] >= 0.2)
 
 
 def test_iou_and_cosine():

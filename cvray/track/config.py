@@ -82,7 +82,8 @@ class TrackConfig(CvrayModel):
         "iou", description="pairs failing the gate are never matched (iou: no overlap)")
     mahalanobis_gate: float = Field(9.4877, gt=0, description="chi-square 0.95 quantile, 4 dof")
     centre_gate: float = Field(2.0, gt=0, description="centre distance gate in units of track box diagonal")
-    min_hits: int = Field(3, ge=1, description="tentative -> confirmed after this many matched frames")
+    min_hits: int = Field(2, ge=1, description="tentative -> confirmed after this many matched frames "
+                          "(2: ByteTrack activates a new track on its second match)")
     max_age: int = Field(30, ge=1, description="lost tracks are deleted after this many frames at 30 fps")
     reference_fps: float = Field(30.0, gt=0, description="frame rate at which max_age is given")
     fuse_score: bool = Field(True, description="multiply IoU similarity by detection score (ByteTrack)")

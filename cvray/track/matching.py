@@ -1,9 +1,9 @@
 """Association costs and assignment as free functions (ByteTrack's ``matching.py``).
 
 Costs are distances in [0, 1] (IoU distance ``1 - IoU``, cosine distance); a pair that must never
-match carries ``inf``. :func:`linear_assignment` solves the rectangular assignment with scipy and
-leaves a row or column unmatched rather than pair it above ``max_cost`` (lapjv's ``cost_limit``
-semantics: an unmatched row or column costs ``max_cost / 2``).
+match carries ``inf``. :func:`solve` / :func:`linear_assignment` solve the rectangular assignment with one scipy call
+and leave a row or column unmatched rather than pair it above ``max_cost`` (lapjv's
+``cost_limit`` semantics: an unmatched row or column costs ``max_cost / 2``).
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 __all__ = ["box_iou", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score", "iou_distance",
-           "linear_assignment", "min_fuse_cost"]
+           "linear_assignment", "min_fuse_cost", "solve", "solve_similarity"]
+
+_EMPTY = np.zeros(0, np.int64)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -83,41 +85,43 @@ def min_fuse_cost(cost: np.ndarray, iou_cost: np.ndarray, app_cost: np.ndarray, 
     return np.minimum(cost, app)
 
 
+def solve(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
+    """Matched ``(rows, cols)`` of the minimum-cost matching with no pair above ``max_cost``.
+
+    Leaving a row and a column unmatched costs ``max_cost`` (``max_cost / 2`` each, lapjv's
+    ``cost_limit`` semantics), so the problem is to maximise the gain ``max_cost - cost`` over
+    valid pairs. Invalid pairs (above ``max_cost``, ``inf``, NaN) get gain 0; with every gain
+    ``>= 0`` the best full rectangular assignment has the same gain as the best partial one, so a
+    single scipy call on the ``(n, m)`` matrix solves it (no ``(n+m)^2`` extended matrix) and the
+    zero-gain invalid pairs it was forced to make are dropped afterwards.
+    """
+    if cost.shape[0] == 0 or cost.shape[1] == 0:
+        return _EMPTY, _EMPTY
+    rows, cols = linear_sum_assignment(np.fmax(max_cost - cost, 0.0), maximize=True)
+    keep = cost[rows, cols] <= max_cost                # False for inf and NaN
+    return rows[keep], cols[keep]
+
+
+def solve_similarity(sim: np.ndarray, min_sim: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`solve` for a similarity matrix (``cost = 1 - sim``, ``max_cost = 1 - min_sim``): the
+    gain of a pair is ``sim - min_sim``; pairs below ``min_sim`` are never matched."""
+    if sim.shape[0] == 0 or sim.shape[1] == 0:
+        return _EMPTY, _EMPTY
+    gain = sim - min_sim
+    rows, cols = linear_sum_assignment(np.fmax(gain, 0.0), maximize=True)
+    keep = gain[rows, cols] >= 0.0
+    return rows[keep], cols[keep]
+
+
 def linear_assignment(cost: np.ndarray, max_cost: float, *, return_arrays: bool = False):
-    """Minimum-cost matching with no pair above ``max_cost``.
+    """Minimum-cost matching with no pair above ``max_cost`` (see :func:`solve`).
 
     Returns ``(matches (K, 2) [row, col], unmatched_rows, unmatched_cols)`` (or, with
-    ``return_arrays``, ``(rows, cols, unmatched_rows, unmatched_cols)``). Pairs that are the only
-    candidate of both their row and column are matched directly (exact, and most pairs in a
-    tracking frame); the remaining ambiguous block is solved by scipy's Hungarian solver on the
-    matrix extended with "stay unmatched" entries of cost ``max_cost / 2``.
+    ``return_arrays``, ``(rows, cols, unmatched_rows, unmatched_cols)``).
     """
     cost = np.asarray(cost, dtype=np.float64)
     n, m = cost.shape
-    valid = cost <= max_cost                       # False for inf and NaN too
-    row_deg, col_deg = valid.sum(1), valid.sum(0)
-    solo = valid & (row_deg == 1)[:, None] & (col_deg == 1)[None, :]
-    r1, c1 = np.nonzero(solo)
-    row_solo, col_solo = np.zeros(n, bool), np.zeros(m, bool)
-    row_solo[r1], col_solo[c1] = True, True
-    rest_r = np.nonzero((row_deg > 0) & ~row_solo)[0]
-    rest_c = np.nonzero((col_deg > 0) & ~col_solo)[0]
-    rows, cols = r1, c1
-    if len(rest_r) and len(rest_c):
-        sub = cost[np.ix_(rest_r, rest_c)]
-        sub_valid = valid[np.ix_(rest_r, rest_c)]
-        a, b = sub.shape
-        big = 2.0 * max_cost + 1.0 + (a + b)           # worse than leaving both unmatched
-        ext = np.full((a + b, b + a), big)
-        ext[:a, :b] = np.where(sub_valid, sub, big)
-        ext[np.arange(a), b + np.arange(a)] = max_cost / 2   # row i stays unmatched
-        ext[a + np.arange(b), np.arange(b)] = max_cost / 2   # column j stays unmatched
-        ext[a:, b:] = 0.0
-        rr, cc = linear_sum_assignment(ext)
-        keep = (rr < a) & (cc < b)
-        keep[keep] = sub_valid[rr[keep], cc[keep]]
-        rows = np.concatenate([r1, rest_r[rr[keep]]])
-        cols = np.concatenate([c1, rest_c[cc[keep]]])
+    rows, cols = solve(cost, max_cost)
     um_r, um_c = np.ones(n, bool), np.ones(m, bool)
     um_r[rows], um_c[cols] = False, False
     um_r, um_c = np.nonzero(um_r)[0], np.nonzero(um_c)[0]

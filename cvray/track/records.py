@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -93,10 +94,19 @@ class FrameTracks:
     states: list[str]
     prior_boxes: np.ndarray
     det_index: np.ndarray
-    #: tracks alive but not output this frame (tentative, lost: coasting on the prediction),
-    #: for review videos; ``(ids, boxes xyxy, states)``
-    others: tuple[np.ndarray, np.ndarray, list[str]] = field(
-        default_factory=lambda: (np.zeros(0, np.int64), np.zeros((0, 4)), []))
+    #: tracks alive but not output this frame (tentative, lost: coasting on the prediction), for
+    #: review videos: ``(ids, boxes xyxy, states)``, or a zero-argument function returning them
+    #: (the tracker defers that work until a review video asks); read through :attr:`others`
+    _others: tuple[np.ndarray, np.ndarray, list[str]] | Callable[[], tuple] | None = field(
+        default=None, repr=False)
+
+    @property
+    def others(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        if callable(self._others):
+            self._others = self._others()
+        if self._others is None:
+            return np.zeros(0, np.int64), np.zeros((0, 4)), []
+        return self._others
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -1,4 +1,4 @@
-"""Track state and lifecycle, stored as one struct of arrays for all tracks of a sequence.
+"""Track state and lifecycle, stored as a few packed arrays for all tracks of a sequence.
 
 Lifecycle (ByteTrack's, with the confirmation count and deletion age made explicit)::
 
@@ -13,78 +13,134 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TENTATIVE", "CONFIRMED", "LOST", "DELETED", "STATE_NAMES", "TrackSet"]
+from cvray.track.kalman import CXCYWH_TO_XYXY
+
+__all__ = ["TENTATIVE", "CONFIRMED", "LOST", "DELETED", "STATE_NAMES", "TrackSet",
+           "ID", "STATE", "HITS", "SINCE", "CLS", "START"]
 
 TENTATIVE, CONFIRMED, LOST, DELETED = 0, 1, 2, 3
 STATE_NAMES = ("tentative", "confirmed", "lost", "deleted")
 
+#: columns of ``TrackSet.info``: id, lifecycle state, matched frames, frames since the last match,
+#: class id, first frame
+ID, STATE, HITS, SINCE, CLS, START = range(6)
+
+# next state, indexed by [state, matched, hits >= min_hits, frames since match > max_age]
+# (the diagram above as a table)
+_NEXT = np.full((4, 2, 2, 2), DELETED, np.int64)
+_NEXT[TENTATIVE, 1, 0] = TENTATIVE                 # matched, not enough hits yet
+_NEXT[TENTATIVE, 1, 1] = CONFIRMED
+_NEXT[CONFIRMED, 0] = LOST                         # missed
+_NEXT[CONFIRMED, 1] = CONFIRMED
+_NEXT[LOST, 0, :, 0] = LOST                        # missed, not expired
+_NEXT[LOST, 1] = CONFIRMED                         # re-found
+
 
 class TrackSet:
-    """All live tracks: row ``i`` of every array is one track."""
+    """All live tracks: row ``i`` of every array is one track.
 
-    def __init__(self, embedding_dim: int = 0) -> None:
+    ``info`` (N, 6) int64 holds the integer fields (columns :data:`ID` ... :data:`START`),
+    ``kf_state`` the Kalman mean and covariance packed by the filter, ``score`` the last matched
+    detection score, ``embedding`` the appearance gallery (None until a track has one). Few arrays
+    means few operations to add, drop or gather tracks -- a tracker's per-frame cost is mostly the
+    number of numpy calls, not their size.
+    """
+
+    def __init__(self, embedding_dim: int = 0, state_dim: int = 8 + 64) -> None:
         self.embedding_dim = embedding_dim
+        self.state_dim = state_dim
         self.reset()
 
     def reset(self) -> None:
         self.next_id = 1
-        self.ids = np.zeros(0, np.int64)
-        self.mean = np.zeros((0, 8))
-        self.cov = np.zeros((0, 8, 8))
-        self.state = np.zeros(0, np.int8)
-        self.hits = np.zeros(0, np.int32)
-        self.since_update = np.zeros(0, np.int32)
+        self.info = np.zeros((0, 6), np.int64)
+        self.kf_state = np.zeros((0, self.state_dim))
         self.score = np.zeros(0)
-        self.cls = np.zeros(0, np.int64)
-        self.start_frame = np.zeros(0, np.int64)
-        self.embedding = np.zeros((0, self.embedding_dim), np.float32)
-        self.has_embedding = np.zeros(0, bool)
+        self.embedding: np.ndarray | None = None
+        self.has_embedding: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.info)
 
-    def add(self, mean: np.ndarray, cov: np.ndarray, score: np.ndarray, cls: np.ndarray, frame: int,
+    # read-only views of the info columns
+    ids = property(lambda self: self.info[:, ID])
+    state = property(lambda self: self.info[:, STATE])
+    hits = property(lambda self: self.info[:, HITS])
+    since_update = property(lambda self: self.info[:, SINCE])
+    cls = property(lambda self: self.info[:, CLS])
+    start_frame = property(lambda self: self.info[:, START])
+
+    @property
+    def mean(self) -> np.ndarray:
+        """Kalman means ``(N, 8)`` ``(cx, cy, w, h, vcx, vcy, vw, vh)`` (a view)."""
+        return self.kf_state[:, :8]
+
+    def add(self, kf_state: np.ndarray, score: np.ndarray, cls: np.ndarray, frame: int,
             confirmed: bool, embedding: np.ndarray | None = None) -> np.ndarray:
-        """Start tracks; returns their new ids."""
-        n = len(mean)
-        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        """Start tracks from packed Kalman states; returns their new ids."""
+        n = len(kf_state)
+        info = np.empty((n, 6), np.int64)
+        info[:, ID] = np.arange(self.next_id, self.next_id + n)
+        info[:, STATE] = CONFIRMED if confirmed else TENTATIVE
+        info[:, HITS] = 1
+        info[:, SINCE] = 0
+        info[:, CLS] = cls
+        info[:, START] = frame
         self.next_id += n
-        self.ids = np.concatenate([self.ids, ids])
-        self.mean = np.concatenate([self.mean, mean])
-        self.cov = np.concatenate([self.cov, cov])
-        self.state = np.concatenate([self.state, np.full(n, CONFIRMED if confirmed else TENTATIVE, np.int8)])
-        self.hits = np.concatenate([self.hits, np.ones(n, np.int32)])
-        self.since_update = np.concatenate([self.since_update, np.zeros(n, np.int32)])
+        n_old = len(self.info)
+        self.info = np.concatenate([self.info, info])
+        self.kf_state = np.concatenate([self.kf_state, kf_state])
         self.score = np.concatenate([self.score, score])
-        self.cls = np.concatenate([self.cls, cls])
-        self.start_frame = np.concatenate([self.start_frame, np.full(n, frame, np.int64)])
-        if embedding is not None and self.embedding_dim == 0 and n:
+        if embedding is not None and self.embedding is None:
             self.embedding_dim = embedding.shape[1]
-            self.embedding = np.zeros((len(self.ids) - n, self.embedding_dim), np.float32)
-        emb = (np.asarray(embedding, np.float32) if embedding is not None
-               else np.zeros((n, self.embedding_dim), np.float32))
-        self.embedding = np.concatenate([self.embedding, emb])
-        self.has_embedding = np.concatenate([self.has_embedding, np.full(n, embedding is not None)])
-        return ids
+            self.embedding = np.zeros((n_old, self.embedding_dim), np.float32)
+            self.has_embedding = np.zeros(n_old, bool)
+        if self.embedding is not None:
+            emb = (np.asarray(embedding, np.float32) if embedding is not None
+                   else np.zeros((n, self.embedding_dim), np.float32))
+            self.embedding = np.concatenate([self.embedding, emb])
+            self.has_embedding = np.concatenate([self.has_embedding, np.full(n, embedding is not None)])
+        return info[:, ID]
 
-    def mark_matched(self, idx: np.ndarray, min_hits: int) -> None:
-        """Matched this frame: count the hit, confirm tentative tracks with enough hits, re-find lost."""
-        self.hits[idx] += 1
-        self.since_update[idx] = 0
-        st = self.state[idx]
-        confirm = (st == LOST) | ((st == TENTATIVE) & (self.hits[idx] >= min_hits))
-        self.state[idx[confirm]] = CONFIRMED
-
-    def mark_missed(self, idx: np.ndarray) -> None:
-        """Unmatched this frame: confirmed -> lost, tentative -> deleted (ByteTrack removes them)."""
-        st = self.state[idx]
-        self.state[idx[st == CONFIRMED]] = LOST
-        self.state[idx[st == TENTATIVE]] = DELETED
+    def step(self, matched_rows: np.ndarray, min_hits: int, max_age: int) -> np.ndarray | None:
+        """Lifecycle after a frame's association, for all tracks at once: matched rows count a hit
+        (tentative -> confirmed at ``min_hits``, lost -> confirmed), missed ones go confirmed ->
+        lost, tentative -> deleted, lost for more than ``max_age`` frames -> deleted. Deleted rows
+        are dropped; returns the boolean mask of rows kept (``None`` when all are)."""
+        info = self.info
+        n = len(info)
+        if n == 0:
+            return None
+        matched = np.zeros(n, bool)
+        matched[matched_rows] = True
+        info[matched_rows, HITS] += 1
+        info[matched_rows, SINCE] = 0
+        # (boolean index arrays would act as masks: view them as 0/1 integers)
+        new = _NEXT[info[:, STATE], matched.view(np.uint8), (info[:, HITS] >= min_hits).view(np.uint8),
+                    (info[:, SINCE] > max_age).view(np.uint8)]
+        info[:, STATE] = new
+        # a lost track coasts at constant position velocity but stops growing (ByteTrack zeroes
+        # the size velocity of lost tracks before each prediction; once is the same: the
+        # prediction leaves velocities unchanged and lost tracks get no update)
+        lost = (new == LOST).nonzero()[0]
+        if len(lost):
+            self.kf_state[lost, 6:8] = 0.0
+        keep = new != DELETED
+        if np.count_nonzero(keep) == n:
+            return None
+        self.info, self.kf_state, self.score = info[keep], self.kf_state[keep], self.score[keep]
+        if self.embedding is not None:
+            self.embedding, self.has_embedding = self.embedding[keep], self.has_embedding[keep]
+        return keep
 
     def update_embedding(self, idx: np.ndarray, emb: np.ndarray, momentum: float) -> None:
         """Gallery EMA ``e = m e + (1 - m) new`` (first embedding taken as is), kept unit length."""
         if len(idx) == 0:
             return
+        if self.embedding is None:
+            self.embedding_dim = emb.shape[1]
+            self.embedding = np.zeros((len(self.info), self.embedding_dim), np.float32)
+            self.has_embedding = np.zeros(len(self.info), bool)
         old = self.embedding[idx]
         has = self.has_embedding[idx][:, None]
         new = np.where(has, momentum * old + (1 - momentum) * emb, emb)
@@ -92,17 +148,6 @@ class TrackSet:
         self.embedding[idx] = new
         self.has_embedding[idx] = True
 
-    def expire(self, max_age: int) -> None:
-        """Delete lost tracks unmatched for more than ``max_age`` frames, then drop deleted rows."""
-        self.state[(self.state == LOST) & (self.since_update > max_age)] = DELETED
-        keep = self.state != DELETED
-        if keep.all():
-            return
-        for name in ("ids", "mean", "cov", "state", "hits", "since_update", "score", "cls",
-                     "start_frame", "embedding", "has_embedding"):
-            setattr(self, name, getattr(self, name)[keep])
-
     def xyxy(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Current (predicted or corrected) boxes, xyxy."""
-        m = self.mean[idx]
-        return np.concatenate([m[:, :2] - m[:, 2:4] / 2, m[:, :2] + m[:, 2:4] / 2], axis=1)
+        return self.kf_state[idx, :4] @ CXCYWH_TO_XYXY

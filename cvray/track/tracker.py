@@ -19,9 +19,9 @@ import numpy as np
 
 from cvray.track import matching
 from cvray.track.config import TrackConfig
-from cvray.track.kalman import KalmanFilter, xyxy_to_cxcywh
+from cvray.track.kalman import XYXY_TO_CXCYWH, AxisKalmanFilter, KalmanFilter, xyxy_to_cxcywh
 from cvray.track.records import Detections, FrameTracks
-from cvray.track.track import CONFIRMED, DELETED, LOST, STATE_NAMES, TENTATIVE, TrackSet
+from cvray.track.track import CLS, CONFIRMED, ID, LOST, SINCE, STATE, STATE_NAMES, TENTATIVE, TrackSet
 
 __all__ = ["Tracker"]
 
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _EMPTY = np.zeros(0, np.int64)
 _STATE_ARR = np.array(STATE_NAMES, dtype=object)
+_SINCE_STEP = np.eye(6, dtype=np.int64)[SINCE]          # + 1 frame since the last match
 
 #: ``extractor(image, boxes_xyxy) -> (N, D)`` L2-normalised embeddings
 Extractor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -47,10 +48,17 @@ class Tracker:
         self.cfg = config or TrackConfig()
         self.frame_rate = float(frame_rate)
         self.max_age = self.cfg.max_age_frames(self.frame_rate)
-        self.kf = KalmanFilter(self.cfg.kalman.std_weight_position, self.cfg.kalman.std_weight_velocity)
+        # per-coordinate filter (same numbers, far fewer operations) unless a camera-motion warp
+        # will couple the coordinates
+        kf_cls = KalmanFilter if cmc is not None else AxisKalmanFilter
+        self.kf = kf_cls(self.cfg.kalman.std_weight_position, self.cfg.kalman.std_weight_velocity)
         self.extractor = extractor
         self.cmc = cmc
-        self.tracks = TrackSet()
+        self.tracks = TrackSet(state_dim=self.kf.state_dim)
+        # the default association: IoU (score-fused) only, IoU gate, no class gate, no log
+        self._plain = (self.cfg.gating == "iou" and not self.cfg.per_class
+                       and not self.cfg.log_associations
+                       and (extractor is None or self.cfg.appearance.weight == 0))
         self.reset()
 
     def reset(self) -> None:
@@ -61,17 +69,31 @@ class Tracker:
         if self.cmc is not None:
             self.cmc.reset()
 
-    # -- cost of one association stage -----------------------------------------------------
-    def _cost(self, trk: np.ndarray, t_boxes: np.ndarray, dets: Detections, det_idx: np.ndarray, *,
-              use_appearance: bool, fuse_score: bool
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Cost matrix (tracks x dets) with gated pairs at ``inf``; also IoU, app distance, gate."""
+    # -- one association stage -------------------------------------------------------------
+    def _associate(self, trk: np.ndarray, det_idx: np.ndarray, sim_all: np.ndarray, iou_all: np.ndarray,
+                   prior: np.ndarray, dets: Detections, *, stage: str, max_cost: float,
+                   use_appearance: bool, fuse_score: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Match track rows ``trk`` to detections ``det_idx``; returns the matched pairs (track
+        rows, detection indices).
+
+        Cost = ``1 - IoU`` (``1 - IoU * score`` with ``fuse_score``; ``sim_all`` holds the frame's
+        ``IoU * score``, ``iou_all`` its IoU, all tracks x all detections), blended with the
+        appearance distance; pairs failing the gate are ``inf``; no pair above ``max_cost`` is
+        matched. The Kalman update happens once per frame, after all stages."""
+        if len(trk) == 0 or len(det_idx) == 0:
+            return _EMPTY, _EMPTY
         cfg = self.cfg
-        d_boxes = dets.boxes[det_idx]
-        iou = matching.box_iou(t_boxes, d_boxes)
-        cost = 1.0 - iou * dets.scores[det_idx][None, :] if fuse_score else 1.0 - iou
+        sim = (sim_all if fuse_score else iou_all)[trk][:, det_idx]
+        if self._plain and max_cost < 1.0:
+            # IoU alone, IoU gate: a pair without overlap has cost 1 > max_cost already, so the
+            # matching is on the similarity directly (valid pairs: sim >= 1 - max_cost)
+            r, c = matching.solve_similarity(sim, 1.0 - max_cost)
+            return trk[r], det_idx[c]
+        cost = 1.0 - sim
+        iou = iou_all[trk][:, det_idx] if fuse_score else sim
         app = None
-        if use_appearance and dets.embeddings is not None and cfg.appearance.weight > 0:
+        if (use_appearance and dets.embeddings is not None and cfg.appearance.weight > 0
+                and self.tracks.embedding is not None):
             app = matching.cosine_distance(self.tracks.embedding[trk], dets.embeddings[det_idx])
             app[~self.tracks.has_embedding[trk]] = 0.0       # no gallery yet: IoU decides
             if cfg.appearance.fusion == "min":
@@ -81,37 +103,22 @@ class Tracker:
                 cost = matching.fuse_cost(cost, app, cfg.appearance.weight, cfg.appearance.max_distance)
         gate = None
         if cfg.gating == "mahalanobis":
-            d2 = self.kf.gating_distance(self.tracks.mean[trk], self.tracks.cov[trk], xyxy_to_cxcywh(d_boxes))
+            d2 = self.kf.gating_state(self.tracks.kf_state[trk], xyxy_to_cxcywh(dets.boxes[det_idx]))
             gate = d2 <= cfg.mahalanobis_gate
-        elif cfg.gating == "iou" and not cfg.per_class:
-            cost[iou <= 0.0] = np.inf                         # no overlap, no match
         elif cfg.gating == "iou":
-            gate = iou > 0.0
+            gate = iou > 0.0                                  # no overlap, no match
         elif cfg.gating == "centre":
-            gate = matching.centre_gate(t_boxes, d_boxes, cfg.centre_gate)
+            gate = matching.centre_gate(prior[trk], dets.boxes[det_idx], cfg.centre_gate)
         if cfg.per_class:
             same = self.tracks.cls[trk][:, None] == dets.classes[det_idx][None, :]
             gate = same if gate is None else gate & same
         if gate is not None:
             cost[~gate] = np.inf
-        return cost, iou, app, gate
-
-    def _associate(self, trk: np.ndarray, boxes: np.ndarray, dets: Detections, det_idx: np.ndarray, *,
-                   stage: str, max_cost: float, use_appearance: bool, fuse_score: bool
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Match track rows ``trk`` (predicted boxes ``boxes[trk]``) to detections ``det_idx``.
-
-        Returns matched track rows, matched detection indices, unmatched track rows and unmatched
-        detection indices. The Kalman update happens once per frame, after all stages."""
-        if len(trk) == 0 or len(det_idx) == 0:
-            return _EMPTY, _EMPTY, trk, det_idx
-        cost, iou, app, gate = self._cost(trk, boxes[trk], dets, det_idx, use_appearance=use_appearance,
-                                          fuse_score=fuse_score)
-        r, c, um_t, um_d = matching.linear_assignment(cost, max_cost, return_arrays=True)
-        if self.cfg.log_associations:
+        r, c = matching.solve(cost, max_cost)
+        if cfg.log_associations:
             # gated out = any pair made impossible (motion gate, class, appearance distance)
             self._log(stage, trk, det_idx, np.stack([r, c], axis=1), cost, iou, app, np.isfinite(cost))
-        return trk[r], det_idx[c], trk[um_t], det_idx[um_d]
+        return trk[r], det_idx[c]
 
     def _log(self, stage, trk, det_idx, pairs, cost, iou, app, gate) -> None:
         matched = dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist()))
@@ -131,102 +138,120 @@ class Tracker:
 
     # -- one frame ---------------------------------------------------------------------------
     def update(self, dets: Detections, image: np.ndarray | None = None) -> FrameTracks:
-        """Advance one frame with its detections; returns the tracks to output for this frame."""
-        cfg, T = self.cfg, self.tracks
+        """Advance one frame with its detections; returns the tracks to output for this frame.
+
+        Written for a low count of numpy calls per frame (each costs about a microsecond whatever
+        the array size, which is what a frame with a handful of objects pays): one IoU matrix for
+        all stages, one Kalman gather/update/scatter, one lifecycle table lookup."""
+        cfg, T, kf = self.cfg, self.tracks, self.kf
         self.frame += 1
         if dets.embeddings is None and self.extractor is not None and image is not None and len(dets):
             dets.embeddings = self.extractor(image, dets.boxes)
+        scores, boxes = dets.scores, dets.boxes
 
-        # Step 1: split detections by score (BYTE): high ones drive the first association,
-        # low ones (often occluded objects) only extend existing tracks in the second.
-        scores = dets.scores
-        high = np.nonzero(scores >= cfg.high_score)[0]
-        low = np.nonzero((scores >= cfg.low_score) & (scores < cfg.high_score))[0]
-
-        # Step 2: predict every track one frame ahead (lost tracks keep moving but stop growing),
+        # Step 1: predict every track one frame ahead (lost tracks keep moving but stop growing),
         # then warp the predictions by the camera motion between the previous and this frame.
+        # (TrackSet.step zeroes the size velocity of a track when it becomes lost)
         n_old = len(T)
+        info = T.info
+        state = info[:, STATE]
         if n_old:
-            T.mean[T.state == LOST, 6:8] = 0.0
-            T.mean, T.cov = self.kf.predict(T.mean, T.cov)
-            T.since_update += 1
+            T.kf_state = kf.predict_state(T.kf_state)
+            # a new array, not in place: the previous frame's output may still read the old one
+            T.info = info = info + _SINCE_STEP
         if self.cmc is not None and image is not None:
             warp = self.cmc.estimate(image)
             if n_old:
-                T.mean, T.cov = self.cmc.apply(warp, T.mean, T.cov)
+                T.kf_state = kf.pack(*self.cmc.apply(warp, *kf.unpack(T.kf_state)))
         prior = T.xyxy()
+        iou_all = matching.box_iou(prior, boxes)
+        sim_all = iou_all * scores if cfg.fuse_score else iou_all
+
+        # Step 2: split detections by score (BYTE): high ones drive the first association,
+        # low ones (often occluded objects) only extend existing tracks in the second.
+        high = scores >= cfg.high_score
+        tentative = state == TENTATIVE
 
         # Step 3: first association -- confirmed and lost tracks vs high-score detections,
         # IoU (score-fused) blended with appearance, gated, no match above match_max_cost.
-        state = T.state
-        pool = np.nonzero(state != TENTATIVE)[0]
-        r1, c1, um_trk, um_high = self._associate(pool, prior, dets, high, stage="first",
-                                                  max_cost=cfg.match_max_cost, use_appearance=True,
-                                                  fuse_score=cfg.fuse_score)
+        r1, c1 = self._associate((~tentative).nonzero()[0], high.nonzero()[0], sim_all, iou_all, prior,
+                                 dets, stage="first", max_cost=cfg.match_max_cost, use_appearance=True,
+                                 fuse_score=cfg.fuse_score)
 
         # Step 4: second association -- tracks still unmatched that were tracked in the previous
         # frame (and lost ones with second_includes_lost) vs low-score detections, IoU only
         # (appearance is unreliable on these mostly occluded objects).
         r2 = c2 = _EMPTY
-        if cfg.two_stage and len(low):
-            r_trk = um_trk if cfg.second_includes_lost else um_trk[state[um_trk] == CONFIRMED]
-            r2, c2, _, _ = self._associate(r_trk, prior, dets, low, stage="second",
-                                           max_cost=cfg.second_max_cost, use_appearance=False,
-                                           fuse_score=False)
+        if cfg.two_stage and n_old > len(r1):
+            low_idx = ((scores >= cfg.low_score) & ~high).nonzero()[0]
+            if len(low_idx):
+                free = ~tentative if cfg.second_includes_lost else state == CONFIRMED
+                free[r1] = False
+                r2, c2 = self._associate(free.nonzero()[0], low_idx, sim_all, iou_all, prior, dets,
+                                         stage="second", max_cost=cfg.second_max_cost,
+                                         use_appearance=False, fuse_score=False)
 
         # Step 5: tentative tracks (seen once) vs the high detections left over.
-        tent = np.nonzero(state == TENTATIVE)[0]
-        r3, c3, _, um_high = self._associate(tent, prior, dets, um_high, stage="tentative",
-                                             max_cost=cfg.tentative_max_cost, use_appearance=True,
-                                             fuse_score=cfg.fuse_score)
+        det_free = high
+        det_free[c1] = False
+        r3 = c3 = _EMPTY
+        tent_idx = tentative.nonzero()[0]
+        if len(tent_idx):
+            r3, c3 = self._associate(tent_idx, det_free.nonzero()[0], sim_all, iou_all,
+                                     prior, dets, stage="tentative", max_cost=cfg.tentative_max_cost,
+                                     use_appearance=True, fuse_score=cfg.fuse_score)
+            det_free[c3] = False
 
         # Step 6: Kalman update of every matched track with its detection (stages are disjoint,
         # so one batched update equals updating after each stage); gallery EMA from high-score
-        # matches only; tracks not matched in any stage: confirmed -> lost, tentative -> deleted.
+        # matches only; then the lifecycle of all tracks (confirm, lose, delete after max_age
+        # frames lost, scaled by frame rate).
         rows = np.concatenate([r1, r2, r3])
         cols = np.concatenate([c1, c2, c3])
+        det_of = np.empty(n_old, np.int64)
+        det_of.fill(-1)
         if len(rows):
-            T.mean[rows], T.cov[rows] = self.kf.update(T.mean[rows], T.cov[rows],
-                                                       xyxy_to_cxcywh(dets.boxes[cols]))
+            T.kf_state[rows] = kf.update_state(T.kf_state[rows], boxes[cols] @ XYXY_TO_CXCYWH)
             T.score[rows] = scores[cols]
-            T.mark_matched(rows, cfg.min_hits)
+            det_of[rows] = cols
             if dets.embeddings is not None:
                 hr, hc = np.concatenate([r1, r3]), np.concatenate([c1, c3])
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
-        missed = np.ones(n_old, bool)
-        missed[rows] = False
-        T.mark_missed(np.nonzero(missed)[0])
-        det_of = np.full(n_old, -1, np.int64)
-        det_of[rows] = cols
+        keep = T.step(rows, cfg.min_hits, self.max_age)
+        if keep is not None:
+            det_of, prior = det_of[keep], prior[keep]
 
         # Step 7: start tracks from unmatched confident detections (confirmed at once on the
         # first frame, as ByteTrack does, else tentative).
-        new = um_high[scores[um_high] >= cfg.new_track_score]
+        new = (det_free & (scores >= cfg.new_track_score)).nonzero()[0]
         if len(new):
-            mean, cov = self.kf.initiate(xyxy_to_cxcywh(dets.boxes[new]))
-            T.add(mean, cov, scores[new], dets.classes[new], self.frame,
-                  confirmed=self.frame == 1 or cfg.min_hits <= 1,
+            n_kept = len(T)
+            T.add(kf.initiate_state(boxes[new] @ XYXY_TO_CXCYWH), scores[new], dets.classes[new],
+                  self.frame, confirmed=self.frame == 1 or cfg.min_hits <= 1,
                   embedding=None if dets.embeddings is None else dets.embeddings[new])
             det_of = np.concatenate([det_of, new])
-            prior = np.concatenate([prior, T.xyxy(slice(n_old, None))])
-        out = self._output(det_of, prior, dets.boxes)
-
-        # Step 8: delete tracks lost for longer than max_age (scaled by frame rate).
-        T.expire(self.max_age)
-        return out
+            prior = np.concatenate([prior, T.xyxy(slice(n_kept, None))])
+        return self._output(det_of, prior, boxes)
 
     def _output(self, det_of: np.ndarray, prior: np.ndarray, det_boxes: np.ndarray) -> FrameTracks:
         T = self.tracks
-        show = (T.since_update == 0) & (T.state == CONFIRMED)
+        info = T.info
+        state = info[:, STATE]
         if self.cfg.output_tentative:
-            show |= (T.since_update == 0) & (T.state == TENTATIVE)
-        show &= T.state != DELETED
-        idx = np.nonzero(show)[0]
-        rest = np.nonzero(~show & (T.state != DELETED))[0]
+            show = (info[:, SINCE] == 0) & (state <= CONFIRMED)     # tentative or confirmed
+        else:
+            show = (info[:, SINCE] == 0) & (state == CONFIRMED)
+        idx = show.nonzero()[0]
+        sel = info[idx]
         boxes = det_boxes[det_of[idx]] if self.cfg.output_box == "detection" else T.xyxy(idx)
-        return FrameTracks(
-            frame=self.frame, ids=T.ids[idx], boxes=boxes, scores=T.score[idx],
-            classes=T.cls[idx], states=_STATE_ARR[T.state[idx]].tolist(),
-            prior_boxes=prior[idx], det_index=det_of[idx],
-            others=(T.ids[rest], prior[rest], _STATE_ARR[T.state[rest]].tolist()),
-        )
+        states = (_STATE_ARR[sel[:, STATE]].tolist() if self.cfg.output_tentative
+                  else ["confirmed"] * len(idx))
+
+        def others() -> tuple[np.ndarray, np.ndarray, list[str]]:
+            # ``info`` is this frame's array: the next frame's prediction makes a new one
+            rest = (~show).nonzero()[0]
+            return info[rest, ID], prior[rest], _STATE_ARR[info[rest, STATE]].tolist()
+
+        return FrameTracks(frame=self.frame, ids=sel[:, ID], boxes=boxes, scores=T.score[idx],
+                           classes=sel[:, CLS], states=states, prior_boxes=prior[idx],
+                           det_index=det_of[idx], _others=others)
