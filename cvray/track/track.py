@@ -113,7 +113,7 @@ class TrackSet:
             return None
         matched = np.zeros(n, bool)
         matched[matched_rows] = True
-        info[matched_rows, HITS] += 1
+        info[:, HITS] += matched
         info[matched_rows, SINCE] = 0
         # (boolean index arrays would act as masks: view them as 0/1 integers)
         new = _NEXT[info[:, STATE], matched.view(np.uint8), (info[:, HITS] >= min_hits).view(np.uint8),
