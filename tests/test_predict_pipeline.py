@@ -189,3 +189,30 @@ def test_coco_input_end_to_end_with_eval(ray_session, tmp_path, model_cfg, capsy
     out = json.loads(capsys.readouterr().out)
     assert set(STAT_KEYS) <= set(out) and out["details"]["images"] == len(gt["images"])
     assert all(-1 <= out[k] <= 1 for k in STAT_KEYS)
+
+
+@pytest.mark.timeout(300)
+def test_decode_runs_beside_actors_that_reserve_every_cpu(ray_session, tmp_path, model_cfg):
+    """Two model actors x 1 CPU take both CPUs of the session Ray, all started at once. Decode
+    tasks reserve no CPU by default, so they still run (a decode stage that needs a CPU would wait
+    for ever behind the actors) and every image comes out once."""
+    assert ray_session.cluster_resources()["CPU"] == 2
+    folder = tmp_path / "imgs"
+    write_images(folder, 8, seed=4)
+    cfg = _pcfg(num_actors=2, num_cpus_per_actor=1, torch_threads=1)
+    assert cfg.decode_cpus == 0
+    with start_run("predict", root=str(tmp_path / "runs")) as run:
+        s = predict_ray(list_units(str(folder)), run, cfg=cfg, model_factory=ModelFactory(model_cfg))
+        ids = sorted(run.read_table("predictions").column("image_id").to_pylist())
+    assert s["prediction_rows"] == 8 and s["actors"] == 2 and ids == list(range(1, 9))
+
+
+def test_decode_stage_never_imports_torch():
+    """The read/decode workers import cvray.predict.preprocess (+ sources), not torch: importing
+    torch takes seconds per process and would hold back the first batch."""
+    import subprocess
+
+    code = ("import sys, cvray.predict.preprocess, cvray.predict.sources; "
+            "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

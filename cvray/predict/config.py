@@ -40,6 +40,11 @@ class PredictConfig(CvrayModel):
     chunk_size: int = Field(32, ge=1, description="images per predictions Parquet part")
     num_actors: int = Field(1, ge=1, description="model replicas in the actor pool")
     num_cpus_per_actor: float = Field(1.0, gt=0)
+    decode_cpus: float = Field(0.0, ge=0, description="Ray CPUs reserved per read/decode task (0: "
+                               "decoding runs beside model actors that reserve every CPU, instead of "
+                               "waiting for one; decode_concurrency bounds it)")
+    decode_concurrency: int | None = Field(None, ge=1, description="read/decode tasks at once "
+                                           "(default: the cluster's CPU count)")
     num_gpus_per_actor: float | None = Field(None, ge=0, description="default: 1 when GPUs exist")
     torch_threads: int | None = Field(
         None, ge=1, description="intra-op threads per model replica (default: Ray's OMP_NUM_THREADS = its CPUs)")

@@ -25,6 +25,7 @@ import torch
 from cvray.predict.config import GeometryConfig, PostprocessConfig
 from cvray.predict.geometry import Letterbox
 from cvray.predict.postprocess import postprocess
+from cvray.predict.preprocess import preprocess_batch, preprocess_row
 from cvray.predict.records import Detections
 
 __all__ = ["ModelFactory", "Predictor", "preprocess_row", "preprocess_batch", "rows_to_results",
@@ -45,40 +46,6 @@ class ModelFactory:
         from cvray.models import build_model
 
         return build_model(self.model_config)
-
-
-def preprocess_row(row: dict[str, Any], geometry: GeometryConfig) -> dict[str, Any]:
-    """Letterbox one decoded row; failed rows get a zero image of the input size."""
-    img = row["image"]
-    out = {k: row[k] for k in ("image_id", "file_name", "uri", "frame_index", "timestamp_s", "ok", "rule", "error")}
-    H, W = geometry.size
-    if row["ok"] and img.ndim == 3 and img.shape[0] > 0:
-        lb = Letterbox.fit(img.shape[:2], (H, W), mode=geometry.mode, pad_value=geometry.pad_value)
-        out["image"] = lb.apply_image(img)
-        out.update(height=img.shape[0], width=img.shape[1], scale_x=lb.scale_x, scale_y=lb.scale_y,
-                   pad_x=lb.pad_x, pad_y=lb.pad_y)
-    else:
-        shape = (H, W, 3) if geometry.mode != "none" else (1, 1, 3)
-        out["image"] = np.zeros(shape, np.uint8)
-        out.update(height=0, width=0, scale_x=1.0, scale_y=1.0, pad_x=0, pad_y=0, ok=False)
-    return out
-
-
-def preprocess_batch(batch: dict[str, np.ndarray], geometry: GeometryConfig) -> dict[str, np.ndarray]:
-    """Column batch version of :func:`preprocess_row` (stacked images when sizes agree)."""
-    n = len(batch["image_id"])
-    rows = [preprocess_row({k: batch[k][i] for k in batch}, geometry) for i in range(n)]
-    out: dict[str, np.ndarray] = {}
-    for k in rows[0] if rows else ():
-        vals = [r[k] for r in rows]
-        if k == "image":
-            shapes = {v.shape for v in vals}
-            out[k] = np.stack(vals) if len(shapes) == 1 else np.array(vals + [None], dtype=object)[:-1]
-        elif k in ("file_name", "uri", "rule", "error"):
-            out[k] = np.array(vals, dtype=object)
-        else:
-            out[k] = np.array(vals)
-    return out
 
 
 def _rle(masks: np.ndarray) -> list[dict]:

@@ -3,7 +3,7 @@ postprocess → predictions Parquet, one part per chunk of inputs.
 
 ::
 
-    units ─from_items─▶ flat_map(read_unit + preprocess_row)                     CPU tasks
+    units ─from_items─▶ flat_map(read_preprocess: read + decode + letterbox)    CPU tasks, no torch
           ─▶ map_batches(Predictor, ActorPoolStrategy(n), batch_size, num_gpus)   model loaded once
           ─▶ driver: rows → Detections / issues, grouped by chunk → run tables
 
@@ -23,10 +23,10 @@ from typing import Any, Callable
 import numpy as np
 
 from cvray.predict.config import PredictConfig
-from cvray.predict.engine import Predictor, preprocess_row, rows_to_results
+from cvray.predict.engine import Predictor, rows_to_results
 from cvray.predict.postprocess import policy_record
 from cvray.predict.records import PREDICTIONS_SCHEMA_VERSION, detections_to_table
-from cvray.predict.sources import read_unit
+from cvray.predict.preprocess import read_preprocess
 from cvray.runs.issues import issues_to_table
 
 __all__ = ["predict_ray", "expected_rows", "RowAccountingError"]
@@ -43,16 +43,6 @@ def expected_rows(unit: dict[str, Any]) -> int:
     if unit["kind"] == "image" or unit.get("error"):
         return 1
     return sum(1 for f in range(unit["start"], unit["stop"]) if f % unit["stride"] == 0)
-
-
-def _read_preprocess(unit: dict[str, Any], geometry) -> list[dict[str, Any]]:
-    """CPU task: read + decode + letterbox one unit; rows carry their sequence number."""
-    rows = []
-    for k, row in enumerate(read_unit(unit)):
-        out = preprocess_row(row, geometry)
-        out["seq"] = unit["seq_base"] + k
-        rows.append(out)
-    return rows
 
 
 class _RayPredictor(Predictor):
@@ -86,7 +76,12 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
 
     # 2. the dataset: read+decode and preprocess are stateless CPU tasks, the model an actor pool
     ds = ray.data.from_items(units, override_num_blocks=max(1, min(len(units), 4 * n_chunks, 200)))
-    ds = ds.flat_map(_read_preprocess, fn_kwargs={"geometry": cfg.geometry})
+    # decode is light next to the model: by default it reserves no CPU, so it overlaps with the
+    # actors even when they reserve every CPU (else it would wait for the model to finish, or
+    # stall), bounded by decode_concurrency; its workers never import torch
+    concurrency = cfg.decode_concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    ds = ds.flat_map(read_preprocess, fn_kwargs={"geometry": cfg.geometry}, num_cpus=cfg.decode_cpus,
+                     concurrency=concurrency)
     ds = ds.map_batches(
         _RayPredictor,
         fn_constructor_args=(model_factory,),
@@ -94,7 +89,8 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
                                "device": "cuda" if gpus > 0 else "cpu", "num_threads": cfg.torch_threads},
         # an elastic pool (1..num_actors): after a node is lost the job goes on with fewer replicas
         # instead of waiting for resources that are gone
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.num_actors),
+        # all replicas start at once (initial_size), not one by one as the queue grows
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.num_actors, initial_size=cfg.num_actors),
         batch_size=cfg.batch_size, batch_format="numpy",
         num_cpus=cfg.num_cpus_per_actor, num_gpus=gpus,
     )
