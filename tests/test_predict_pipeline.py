@@ -80,6 +80,7 @@ def test_row_accounting_with_bad_images_and_nan(ray_session, tmp_path, model_cfg
         summary = predict_ray(units, run, cfg=_pcfg(), model_factory=factory)
     assert summary["images"] == 10
     assert summary["prediction_rows"] == 7 and summary["issue_rows"] == 3
+    assert summary["actors"] == 2          # default: one single-CPU replica per CPU of the cluster
     preds = run.read_table("predictions")
     issues = run.read_table("issues").to_pylist()
     assert preds.num_rows + len(issues) == 10

@@ -38,7 +38,10 @@ class PredictConfig(CvrayModel):
 
     batch_size: int = Field(4, ge=1)
     chunk_size: int = Field(32, ge=1, description="images per predictions Parquet part")
-    num_actors: int = Field(1, ge=1, description="model replicas in the actor pool")
+    num_actors: int | None = Field(
+        None, ge=1, description="model replicas in the actor pool (default: one per GPU when the cluster "
+        "has GPUs, else one per num_cpus_per_actor CPUs -- on CPUs several single-threaded replicas "
+        "outrun one multi-threaded one, docs/benchmarks.md)")
     num_cpus_per_actor: float = Field(1.0, gt=0)
     decode_cpus: float = Field(0.0, ge=0, description="Ray CPUs reserved per read/decode task (0: "
                                "decoding runs beside model actors that reserve every CPU, instead of "

@@ -70,18 +70,23 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
         total += expected_rows(u)
     n_chunks = (total + cfg.chunk_size - 1) // cfg.chunk_size
     chunk_need = [min(cfg.chunk_size, total - k * cfg.chunk_size) for k in range(n_chunks)]
+    resources = ray.cluster_resources()
     gpus = cfg.num_gpus_per_actor
     if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        gpus = 1.0 if resources.get("GPU", 0) > 0 else 0.0
+    actors = cfg.num_actors
+    if actors is None:
+        actors = (max(1, int(resources.get("GPU", 0) // gpus)) if gpus > 0
+                  else max(1, int(resources.get("CPU", 1) // cfg.num_cpus_per_actor)))
 
     # 2. the dataset: read+decode and preprocess are stateless CPU tasks, the model an actor pool
     ds = ray.data.from_items(units, override_num_blocks=max(1, min(len(units), 4 * n_chunks, 200)))
     # decode is light next to the model: by default it reserves no CPU, so it overlaps with the
     # actors even when they reserve every CPU (else it would wait for the model to finish, or
     # stall), bounded by decode_concurrency; its workers never import torch
-    concurrency = cfg.decode_concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
+    concurrency = cfg.decode_concurrency or max(1, int(resources.get("CPU", 1)))
     ds = ds.flat_map(read_preprocess, fn_kwargs={"geometry": cfg.geometry}, num_cpus=cfg.decode_cpus,
-                     concurrency=concurrency)
+                     compute=ray.data.TaskPoolStrategy(size=concurrency))
     ds = ds.map_batches(
         _RayPredictor,
         fn_constructor_args=(model_factory,),
@@ -90,7 +95,7 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
         # an elastic pool (1..num_actors): after a node is lost the job goes on with fewer replicas
         # instead of waiting for resources that are gone
         # all replicas start at once (initial_size), not one by one as the queue grows
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cfg.num_actors, initial_size=cfg.num_actors),
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors),
         batch_size=cfg.batch_size, batch_format="numpy",
         num_cpus=cfg.num_cpus_per_actor, num_gpus=gpus,
     )
@@ -128,7 +133,7 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
             "chunks": n_chunks, "duplicates_dropped": duplicates, "seconds": round(wall, 3),
             "images_per_s": round(total / wall, 3) if wall > 0 else None,
             "postprocess": policy_record(cfg.postprocess), "geometry": cfg.geometry.model_dump(mode="json"),
-            "batch_size": cfg.batch_size, "actors": cfg.num_actors, "gpus_per_actor": gpus,
+            "batch_size": cfg.batch_size, "actors": actors, "gpus_per_actor": gpus,
             "torch_threads": cfg.torch_threads,
             "schema_version": PREDICTIONS_SCHEMA_VERSION}
 
