@@ -165,7 +165,7 @@ def main() -> None:
     if args.write:
         path = Path(args.write)
         old = path.read_text() if path.exists() else "# Benchmarks\n"
-        pat = re.compile(r"^### Batch inference throughput.*?(?=^##)", re.S | re.M)
+        pat = re.compile(r"^### Batch inference throughput.*?(?=^#{2,3} )", re.S | re.M)
         path.write_text(pat.sub(text + "\n", old, count=1) if pat.search(old) else old.rstrip("\n") + "\n\n" + text)
 
 
