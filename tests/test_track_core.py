@@ -351,11 +351,16 @@ def test_new_track_score_and_gating():
     assert tr.update(far).ids.tolist() == [1]
 
 
-def test_appearance_resolves_ambiguous_swap():
+@pytest.mark.parametrize("cfg_kw", [
+    dict(gating="none", appearance={"weight": 0.9, "max_distance": 0.5}),
+    dict(gating="none", appearance={"weight": 0.9, "max_distance": 0.5, "fusion": "blend"}),
+    dict(),                       # defaults: IoU gate, BoT-SORT min fusion, no extractor configured
+])
+def test_appearance_resolves_ambiguous_swap(cfg_kw):
     """Two same-size objects exchange positions between frames (IoU can't tell them apart):
-    with embeddings the ids follow appearance."""
+    with embeddings carried by the detections the ids follow appearance."""
     e1, e2 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    cfg = TrackConfig(min_hits=1, gating="none", appearance={"weight": 0.9, "max_distance": 0.5})
+    cfg = TrackConfig(min_hits=1, **cfg_kw)
     tr = Tracker(cfg)
     a, b = _box(50, 50), _box(56, 50)
     tr.update(Detections([a, b], [0.9, 0.9], embeddings=np.stack([e1, e2])))

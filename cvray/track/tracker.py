@@ -55,10 +55,9 @@ class Tracker:
         self.extractor = extractor
         self.cmc = cmc
         self.tracks = TrackSet(state_dim=self.kf.state_dim)
-        # the default association: IoU (score-fused) only, IoU gate, no class gate, no log
+        # the default association when no appearance is in play: IoU gate, no class gate, no log
         self._plain = (self.cfg.gating == "iou" and not self.cfg.per_class
-                       and not self.cfg.log_associations
-                       and (extractor is None or self.cfg.appearance.weight == 0))
+                       and not self.cfg.log_associations)
         self.reset()
 
     def reset(self) -> None:
@@ -84,16 +83,17 @@ class Tracker:
             return _EMPTY, _EMPTY
         cfg = self.cfg
         sim = (sim_all if fuse_score else iou_all)[trk][:, det_idx]
-        if self._plain and max_cost < 1.0:
-            # IoU alone, IoU gate: a pair without overlap has cost 1 > max_cost already, so the
-            # matching is on the similarity directly (valid pairs: sim >= 1 - max_cost)
+        app_on = (use_appearance and dets.embeddings is not None and cfg.appearance.weight > 0
+                  and self.tracks.embedding is not None)
+        if self._plain and max_cost < 1.0 and not app_on:
+            # IoU alone (no embeddings), IoU gate: a pair without overlap has cost 1 > max_cost
+            # already, so the matching is on the similarity directly (valid: sim >= 1 - max_cost)
             r, c = matching.solve_similarity(sim, 1.0 - max_cost)
             return trk[r], det_idx[c]
         cost = 1.0 - sim
         iou = iou_all[trk][:, det_idx] if fuse_score else sim
         app = None
-        if (use_appearance and dets.embeddings is not None and cfg.appearance.weight > 0
-                and self.tracks.embedding is not None):
+        if app_on:
             app = matching.cosine_distance(self.tracks.embedding[trk], dets.embeddings[det_idx])
             app[~self.tracks.has_embedding[trk]] = 0.0       # no gallery yet: IoU decides
             if cfg.appearance.fusion == "min":
