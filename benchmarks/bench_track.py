@@ -186,7 +186,8 @@ def markdown(results: dict, n_frames: int) -> str:
     lines += ["", "OC-SORT runs with its package defaults (not tuned for these scenes). The synthetic MOT "
               "sequences have 3.5 detections per frame on average: there cvray's per-frame cost is its "
               "fixed set of numpy calls (~170 us on this machine), while ByteTrack's Python "
-              "per-object cost is small, so the ratio is lowest there."]
+              "per-object cost is small, so the ratio is lowest there. Between runs of the same code on this "
+              "VM the 10-objects ratio moved between 3.1x and 3.7x (2026-11-27): rerun before quoting it."]
     return "\n".join(lines) + "\n"
 
 
