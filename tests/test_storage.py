@@ -78,7 +78,8 @@ def test_s3_options_repr_hides_credentials():
 
 
 def test_duckdb_reads_parquet_written_by_us(tmp_path):
-    duckdb = pytest.importorskip("duckdb")
+    duckdb = pytest.importorskip("duckdb", reason="duckdb (a dev extra) is not installed: "
+                                 "pip install -e '.[dev]'")
     storage.write_parquet(pa.table({"a": [1, 2, 3]}), str(tmp_path / "t" / "p.parquet"))
     total = duckdb.sql(f"select sum(a) from read_parquet('{tmp_path}/t/*.parquet')").fetchall()[0][0]
     assert total == 6

@@ -203,6 +203,10 @@ class AxisKalmanFilter(KalmanFilter):
         ``vv' = vv + q_v``, with ``q`` from the size before the step (as the full filter)."""
         return state @ self._A + np.square(state[:, 2:4]) @ self._B
 
+    def _innovation_var(self, state: np.ndarray) -> np.ndarray:
+        """Diagonal of ``S = H P H^T + R`` (N, 4): ``pp + std_pos^2 * (w, h, w, h)^2``."""
+        return state[:, 2 * _NDIM:3 * _NDIM] + np.square(state[:, 2:4]) @ self._R
+
     def update_state(self, state: np.ndarray, measurement: np.ndarray) -> np.ndarray:
         """Gains ``k_p = pp / s``, ``k_v = pv / s`` with ``s = pp + r``; ``P' = P - K S K^T``:
         ``pp' = pp (1 - k_p)``, ``pv' = pv (1 - k_p)``, ``vv' = vv - k_v pv``."""
@@ -211,7 +215,7 @@ class AxisKalmanFilter(KalmanFilter):
         n = _NDIM
         z = np.asarray(measurement, dtype=np.float64).reshape(-1, n)
         m = len(state)
-        s = state[:, 2 * n:3 * n] + np.square(state[:, 2:4]) @ self._R
+        s = self._innovation_var(state)
         gain = state[:, 2 * n:4 * n].reshape(m, 2, n) / s[:, None, :]     # (k_p, k_v)
         g = gain[:, _GAIN_BLOCKS].reshape(m, 5 * n)
         v = state[:, _V_TERMS]                                             # (x, x, pp, pv, pv)
@@ -225,7 +229,7 @@ class AxisKalmanFilter(KalmanFilter):
         z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)
         if len(state) == 0 or len(z) == 0:
             return np.zeros((len(state), len(z)))
-        s = state[:, 2 * _NDIM:3 * _NDIM] + np.square(state[:, 2:4]) @ self._R
+        s = self._innovation_var(state)
         d = z[None, :, :] - state[:, None, :_NDIM]
         return np.einsum("nmi,nmi->nm", d, d / s[:, None, :])
 
@@ -252,7 +256,7 @@ class AxisKalmanFilter(KalmanFilter):
 
     def project(self, mean, cov):
         """Measurement-space mean (N, 4) and the diagonal of ``S`` (N, 4) (S is diagonal here)."""
-        return mean[:, :_NDIM].copy(), cov[:, 0] + np.square(mean[:, 2:4]) @ self._R
+        return mean[:, :_NDIM].copy(), self._innovation_var(self.pack(mean, cov))
 
     def gating_distance(self, mean, cov, measurements):
         return self.gating_state(self.pack(mean, cov), measurements)

@@ -95,19 +95,19 @@ def solve(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     single scipy call on the ``(n, m)`` matrix solves it (no ``(n+m)^2`` extended matrix) and the
     zero-gain invalid pairs it was forced to make are dropped afterwards.
     """
-    if cost.shape[0] == 0 or cost.shape[1] == 0:
-        return _EMPTY, _EMPTY
-    rows, cols = linear_sum_assignment(np.fmax(max_cost - cost, 0.0), maximize=True)
-    keep = cost[rows, cols] <= max_cost                # False for inf and NaN
-    return rows[keep], cols[keep]
+    return _solve_gain(max_cost - cost)               # inf / NaN costs: -inf / NaN gain, never kept
 
 
 def solve_similarity(sim: np.ndarray, min_sim: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`solve` for a similarity matrix (``cost = 1 - sim``, ``max_cost = 1 - min_sim``): the
     gain of a pair is ``sim - min_sim``; pairs below ``min_sim`` are never matched."""
-    if sim.shape[0] == 0 or sim.shape[1] == 0:
+    return _solve_gain(sim - min_sim)
+
+
+def _solve_gain(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Best matching over pairs with ``gain >= 0`` (negative or NaN gain: never matched)."""
+    if gain.shape[0] == 0 or gain.shape[1] == 0:
         return _EMPTY, _EMPTY
-    gain = sim - min_sim
     rows, cols = linear_sum_assignment(np.fmax(gain, 0.0), maximize=True)
     keep = gain[rows, cols] >= 0.0
     return rows[keep], cols[keep]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cvray.track.kalman import CXCYWH_TO_XYXY
+from cvray.track.kalman import cxcywh_to_xyxy
 
 __all__ = ["TENTATIVE", "CONFIRMED", "LOST", "DELETED", "STATE_NAMES", "TrackSet",
            "ID", "STATE", "HITS", "SINCE", "CLS", "START"]
@@ -46,8 +46,7 @@ class TrackSet:
     number of numpy calls, not their size.
     """
 
-    def __init__(self, embedding_dim: int = 0, state_dim: int = 8 + 64) -> None:
-        self.embedding_dim = embedding_dim
+    def __init__(self, state_dim: int = 8 + 64) -> None:
         self.state_dim = state_dim
         self.reset()
 
@@ -70,11 +69,6 @@ class TrackSet:
     cls = property(lambda self: self.info[:, CLS])
     start_frame = property(lambda self: self.info[:, START])
 
-    @property
-    def mean(self) -> np.ndarray:
-        """Kalman means ``(N, 8)`` ``(cx, cy, w, h, vcx, vcy, vw, vh)`` (a view)."""
-        return self.kf_state[:, :8]
-
     def add(self, kf_state: np.ndarray, score: np.ndarray, cls: np.ndarray, frame: int,
             confirmed: bool, embedding: np.ndarray | None = None) -> np.ndarray:
         """Start tracks from packed Kalman states; returns their new ids."""
@@ -92,12 +86,11 @@ class TrackSet:
         self.kf_state = np.concatenate([self.kf_state, kf_state])
         self.score = np.concatenate([self.score, score])
         if embedding is not None and self.embedding is None:
-            self.embedding_dim = embedding.shape[1]
-            self.embedding = np.zeros((n_old, self.embedding_dim), np.float32)
+            self.embedding = np.zeros((n_old, embedding.shape[1]), np.float32)
             self.has_embedding = np.zeros(n_old, bool)
         if self.embedding is not None:
             emb = (np.asarray(embedding, np.float32) if embedding is not None
-                   else np.zeros((n, self.embedding_dim), np.float32))
+                   else np.zeros((n, self.embedding.shape[1]), np.float32))
             self.embedding = np.concatenate([self.embedding, emb])
             self.has_embedding = np.concatenate([self.has_embedding, np.full(n, embedding is not None)])
         return info[:, ID]
@@ -138,8 +131,7 @@ class TrackSet:
         if len(idx) == 0:
             return
         if self.embedding is None:
-            self.embedding_dim = emb.shape[1]
-            self.embedding = np.zeros((len(self.info), self.embedding_dim), np.float32)
+            self.embedding = np.zeros((len(self.info), emb.shape[1]), np.float32)
             self.has_embedding = np.zeros(len(self.info), bool)
         old = self.embedding[idx]
         has = self.has_embedding[idx][:, None]
@@ -150,4 +142,4 @@ class TrackSet:
 
     def xyxy(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Current (predicted or corrected) boxes, xyxy."""
-        return self.kf_state[idx, :4] @ CXCYWH_TO_XYXY
+        return cxcywh_to_xyxy(self.kf_state[idx, :4])

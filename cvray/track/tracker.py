@@ -19,7 +19,7 @@ import numpy as np
 
 from cvray.track import matching
 from cvray.track.config import TrackConfig
-from cvray.track.kalman import XYXY_TO_CXCYWH, AxisKalmanFilter, KalmanFilter, xyxy_to_cxcywh
+from cvray.track.kalman import AxisKalmanFilter, KalmanFilter, xyxy_to_cxcywh
 from cvray.track.records import Detections, FrameTracks
 from cvray.track.track import CLS, CONFIRMED, ID, LOST, SINCE, STATE, STATE_NAMES, TENTATIVE, TrackSet
 
@@ -211,7 +211,7 @@ class Tracker:
         det_of = np.empty(n_old, np.int64)
         det_of.fill(-1)
         if len(rows):
-            T.kf_state[rows] = kf.update_state(T.kf_state[rows], boxes[cols] @ XYXY_TO_CXCYWH)
+            T.kf_state[rows] = kf.update_state(T.kf_state[rows], xyxy_to_cxcywh(boxes[cols]))
             T.score[rows] = scores[cols]
             det_of[rows] = cols
             if dets.embeddings is not None:
@@ -226,7 +226,7 @@ class Tracker:
         new = (det_free & (scores >= cfg.new_track_score)).nonzero()[0]
         if len(new):
             n_kept = len(T)
-            T.add(kf.initiate_state(boxes[new] @ XYXY_TO_CXCYWH), scores[new], dets.classes[new],
+            T.add(kf.initiate_state(xyxy_to_cxcywh(boxes[new])), scores[new], dets.classes[new],
                   self.frame, confirmed=self.frame == 1 or cfg.min_hits <= 1,
                   embedding=None if dets.embeddings is None else dets.embeddings[new])
             det_of = np.concatenate([det_of, new])
