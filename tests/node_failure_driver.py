@@ -53,7 +53,14 @@ def main(work: str) -> int:
                                   on_progress=on_progress)
         preds = run.read_table("predictions").column("image_id").to_pylist()
         issues = run.read_table("issues").column("image_id").to_pylist()
-        alive = sum(1 for n in ray.nodes() if n["Alive"])
+        # the run can finish before the health check (1.5 s) marks the killed node dead: wait for
+        # it, bounded, before counting
+        deadline = time.time() + 20
+        while True:
+            alive = sum(1 for n in ray.nodes() if n["Alive"])
+            if alive <= 2 or time.time() > deadline:
+                break
+            time.sleep(0.25)
     finally:
         ray.shutdown()
         cluster.shutdown()
