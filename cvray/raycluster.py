@@ -11,7 +11,7 @@ import logging
 import os
 from typing import Any, Iterator
 
-__all__ = ["cluster_resources", "ray_context"]
+__all__ = ["cluster_resources", "follow_log_level", "ray_context"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
     import ray
 
     if ray.is_initialized():  # inside a job, a test session or an enclosing context
+        follow_log_level()
         yield ray
         return
     address = address or getattr(ray_cfg, "address", None) or os.environ.get("RAY_ADDRESS")
@@ -57,10 +58,32 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
             log.warning("Ray dashboard could not start (%s); continuing without it", exc)
             kwargs["include_dashboard"] = False
             ray.init(**kwargs)
+    follow_log_level()
     try:
         yield ray
     finally:
         ray.shutdown()
+
+
+def follow_log_level() -> None:
+    """Ray's own console log lines follow cvray's log level (INFO only with ``-v``).
+
+    Ray Data configures its ``ray.data`` logger when first imported (a console handler at INFO:
+    the ``streaming_executor`` lines), which undoes any level set before that import; so this runs
+    after Ray is up, imports Ray Data and raises its console handler to WARNING unless cvray logs
+    at INFO. The session log file under Ray's log directory keeps every line.
+    """
+    if logging.getLogger("cvray").getEffectiveLevel() <= logging.INFO:
+        return
+    import ray.data  # noqa: F401  (its import installs the handlers quieted below)
+
+    for name in ("ray.data", "ray.train", "ray.tune"):
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if not isinstance(handler, logging.FileHandler) and getattr(handler, "name", "") != "file":
+                handler.setLevel(max(handler.level, logging.WARNING))
+        if not logger.handlers:
+            logger.setLevel(logging.WARNING)
 
 
 def cluster_resources() -> dict[str, Any]:

@@ -141,7 +141,7 @@ def test_mask_model_over_s3_via_cli(ray_session, tmp_path, s3_bucket, capsys):
     folder = tmp_path / "imgs"
     write_images(folder, 3, seed=5)
     storage.upload_tree(str(folder), f"{s3_bucket}/in")
-    rc = main(["predict", "--model", cfg.weights, "--input", f"{s3_bucket}/in", "--out", f"{s3_bucket}/runs",
+    rc = main(["predict", "--model", cfg.weights, "--input", f"{s3_bucket}/in", "--root", f"{s3_bucket}/runs",
                "--batch-size", "2", "--json", "train.model.arch=maskrcnn",
                "train.model.backbone=mobilenet_v3_large_fpn", "train.model.num_classes=3",
                "train.model.min_size=64", "train.model.max_size=64", "train.model.fpn_channels=32",

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any, Mapping
 
-__all__ = ["CliError", "add_common_args", "console", "emit", "load_cli_config", "progress"]
+__all__ = ["CliError", "add_common_args", "console", "emit", "load_cli_config", "one_positional", "progress"]
 
 
 class CliError(Exception):
@@ -27,6 +27,21 @@ def add_common_args(p: argparse.ArgumentParser, config: bool = True) -> None:
         p.add_argument("--config", default=None, help="YAML experiment config (configs/*.yaml)")
         p.add_argument("overrides", nargs="*", default=[],
                        help="dotted key=value overrides, e.g. train.lr=0.01 seed=3")
+
+
+def one_positional(args: argparse.Namespace, dest: str) -> str:
+    """The command's single positional ``dest``, with overrides allowed on either side of it.
+
+    argparse hands positionals out in order, so ``cvray report seed=3 RUN`` gives ``seed=3`` to
+    ``run``; the word without ``=`` is the positional, every ``key=value`` word an override.
+    """
+    words = [getattr(args, dest), *getattr(args, "overrides", [])]
+    values = [w for w in words if "=" not in w]
+    if len(values) != 1:
+        raise CliError(f"expected one {dest.upper()}, got {len(values)}: {' '.join(values) or 'none'}")
+    args.overrides = [w for w in words if "=" in w]
+    setattr(args, dest, values[0])
+    return values[0]
 
 
 def load_cli_config(args: argparse.Namespace, extra: list[str] | None = None):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config, one_positional
 
 __all__ = ["register_data_subcommands"]
 
@@ -174,8 +174,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from cvray.io import storage
     from cvray.validate import convert
 
+    src = one_positional(args, "input")
     load_cli_config(args)
-    src = args.input
     if not storage.exists(src):
         raise CliError(f"{src}: no such file or folder")
     try:

@@ -27,9 +27,41 @@ log = logging.getLogger("cvray.cli")
 
 
 class _Parser(argparse.ArgumentParser):
+    """Exits 2 with one line on usage errors; a leaf command parses flags and overrides intermixed.
+
+    ``cvray data synth --out S seed=3 --json synth.frames=8`` is one command line: positionals
+    (overrides, file names) may sit on either side of any flag. argparse's
+    ``parse_known_intermixed_args`` does this but refuses parsers with subcommands, so it is used
+    on the leaves only (the subcommand action hands each leaf its own slice of the arguments).
+    """
+
+    _intermixed_depth = 0
+
     def error(self, message: str):  # usage errors exit 2 with one line
         self.print_usage(sys.stderr)
         raise CliError(message)
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._intermixed_depth or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixed_depth += 1
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixed_depth -= 1
+
+
+# Commands with subcommands whose plain form runs a default one: ``cvray track --det ...`` is
+# ``cvray track run --det ...`` (and ``cvray track eval ...`` the evaluation).
+_DEFAULT_SUBCOMMAND = {"track": ("run", {"run", "eval", "-h", "--help"})}
+
+
+def _with_default_subcommand(argv: list[str]) -> list[str]:
+    if argv and argv[0] in _DEFAULT_SUBCOMMAND:
+        default, known = _DEFAULT_SUBCOMMAND[argv[0]]
+        if len(argv) == 1 or argv[1] not in known:
+            return [argv[0], default, *argv[1:]]
+    return argv
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parser.parse_args(_with_default_subcommand(argv))
         setup_logging(getattr(args, "verbose", False))
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)

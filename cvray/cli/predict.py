@@ -9,8 +9,10 @@
   ``ARCH:BACKBONE``: untrained unless ``train.model.weights=URI`` is given.
 
 ``--input`` is an image folder, a COCO annotation JSON (images under ``<root>/images`` or
-``--images-root``), a video file or a folder of videos; local or ``s3://``. ``--out`` is the runs
-root the predict run is written under (tables ``predictions`` and ``issues``).
+``--images-root``), a video file or a folder of videos; local or ``s3://``. The predictions are
+tables of the predict run (``predictions`` and ``issues``) under the runs root ``--root``.
+(``--out`` means "output folder for files outside the run" in every command; predict writes none,
+so ``--out`` is an error here that points to ``--root``.)
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="batch inference on Ray Data → predictions Parquet")
     p.add_argument("--model", required=True, help="train run, checkpoint file, or ARCH[:BACKBONE]")
     p.add_argument("--input", required=True, help="image folder, COCO JSON, video or video folder")
-    p.add_argument("--out", default=None, help="runs root for the predict run (default --root/config)")
+    p.add_argument("--out", default=None, help=argparse.SUPPRESS)  # an error: see run_predict
     p.add_argument("--images-root", default=None, help="images root of a COCO input")
     p.add_argument("--categories", default=None,
                    help="COCO JSON whose sorted category ids map model labels 1..K (default: the input's)")
@@ -107,7 +109,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.actors is not None:
         extra.append(f"predict.num_actors={args.actors}")
     if args.out:
-        extra.append(f"storage.root={args.out}")
+        raise CliError(f"predict --out {args.out}: predictions are written into the predict run; "
+                       f"give the runs root with --root {args.out}")
     cfg = load_cli_config(args, extra)
     cats_uri = args.categories or (args.input if args.input.lower().endswith(".json") else None)
     category_ids = None

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config, one_positional
 
 __all__ = ["register", "run_report"]
 
@@ -21,10 +21,11 @@ def run_report(args: argparse.Namespace) -> int:
     from cvray.io import storage
     from cvray.report.html import ReportError, build_report
 
+    one_positional(args, "run")
+    root = load_cli_config(args).storage.root  # validates the overrides even for a run URI
     if storage.exists(storage.join(args.run, "manifest.json")):
         run_uri = args.run
     else:
-        root = load_cli_config(args).storage.root
         run_uri = storage.join(root, resolve_run_id(root, args.run))
     try:
         page = build_report(run_uri)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config, one_positional
 
 
 def register(sub) -> None:
@@ -64,6 +64,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     from cvray.io import storage
     from cvray.runs import load_manifest
 
+    one_positional(args, "run")
     root = _root(args)
     run_id = resolve_run_id(root, args.run)
     m = load_manifest(root, run_id)

@@ -23,19 +23,22 @@ by sequence name plus ``combined``).
 from __future__ import annotations
 
 import argparse
-import posixpath
+import logging
 
-from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+from cvray.cli.common import CliError, add_common_args, console, emit, load_cli_config
 
 __all__ = ["register", "run_track", "run_track_eval"]
 
+log = logging.getLogger(__name__)
 
 
 def register(sub) -> None:
     p = sub.add_parser(
         "track", help="track objects from detections (MOT txt / predictions Parquet); `track eval` scores",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    g = p.add_argument_group("tracking")
+    ts = p.add_subparsers(dest="track_cmd", metavar="ACTION")
+    r = ts.add_parser("run", help="track (the default: `cvray track --det ...` is `cvray track run --det ...`)")
+    g = r.add_argument_group("tracking")
     g.add_argument("--det", help="det.txt, predictions Parquet, or a folder of MOTChallenge sequences")
     g.add_argument("--seqinfo", help="seqinfo.ini of a single det.txt (default: found beside it)")
     g.add_argument("--out", help="output folder (local or s3://) for <seq>.txt and tracks Parquet")
@@ -46,85 +49,50 @@ def register(sub) -> None:
     g.add_argument("--model", help="(end-to-end) train run, checkpoint or ARCH[:BACKBONE] for --video "
                    "(as in `cvray predict`)")
     g.add_argument("--categories", help="(end-to-end) COCO JSON whose sorted category ids map model labels")
-    e = p.add_argument_group("evaluation (`cvray track eval`)")
-    e.add_argument("--gt", help="ground truth: <seq>/gt/gt.txt folder, flat <seq>.txt folder, or a file")
-    e.add_argument("--pred", help="tracker output: flat <seq>.txt folder (or TrackEval data/), or a file")
+    add_common_args(r)
+    r.set_defaults(func=run_track)
+
+    e = ts.add_parser("eval", help="MOTA/IDF1/HOTA of tracker output against MOT ground truth")
+    e.add_argument("--gt", required=True,
+                   help="ground truth: <seq>/gt/gt.txt folder, flat <seq>.txt folder, or a file")
+    e.add_argument("--pred", required=True,
+                   help="tracker output: flat <seq>.txt folder (or TrackEval data/), or a file")
     e.add_argument("--diagnostics", action="store_true",
                    help="attribute ID switches / fragmentations to causes; recall by occlusion level")
     e.add_argument("--mot17-classes", action="store_true",
                    help="MOT16/17 gt: drop predictions on distractor classes, evaluate pedestrians only")
-    add_common_args(p)
-    p.set_defaults(func=_dispatch)
-
-
-def _dispatch(args: argparse.Namespace) -> int:
-    if args.overrides[:1] == ["eval"]:
-        args.overrides = args.overrides[1:]
-        return run_track_eval(args)
-    return run_track(args)
+    add_common_args(e)
+    e.set_defaults(func=run_track_eval)
+    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
 # -- evaluation ----------------------------------------------------------------------------------
 
 
 def run_track_eval(args: argparse.Namespace) -> int:
-    from cvray.track.io import find_sequences, read_mot
-    from cvray.track.metrics import combine, evaluate_sequence, summarize
-    from cvray.track.runner import metric_row
+    from cvray.runs import start_run
+    from cvray.track.evaluation import TrackEvalError, TrackEvalInputs, run_track_eval as _run
 
-    if not args.gt or not args.pred:
-        raise CliError("track eval needs --gt and --pred")
+    cfg = load_cli_config(args)
+    inputs = TrackEvalInputs(gt=args.gt, pred=args.pred, mot17_classes=args.mot17_classes,
+                             diagnostics=args.diagnostics)
     try:
-        gts = find_sequences(args.gt, "gt")
-        preds = find_sequences(args.pred, "det")
-    except FileNotFoundError as exc:
+        from cvray.track.evaluation import pair_sequences
+
+        pair_sequences(args.gt, args.pred)  # usage errors (exit 2) before a run is created
+    except (FileNotFoundError, TrackEvalError) as exc:
         raise CliError(str(exc)) from exc
-    if len(gts) == 1 and len(preds) == 1 and set(gts) != set(preds):  # two single files
-        preds = {next(iter(gts)): next(iter(preds.values()))}
-    common = [s for s in gts if s in preds]
-    if not common:
-        raise CliError(f"no sequence of {args.gt} ({', '.join(gts)}) has tracker output in {args.pred} "
-                       f"({', '.join(preds) or 'none'})")
-    missing = [s for s in gts if s not in preds]
-    import numpy as np
-
-    partials, diags, out = [], [], {}
-    for seq in gts:
-        pr = read_mot(preds[seq]) if seq in preds else np.zeros((0, 10))
-        gt = read_mot(gts[seq])
-        part = evaluate_sequence(gt, pr, mot17_classes=args.mot17_classes)
-        partials.append(part)
-        out[seq] = metric_row(summarize(part))
-        if args.diagnostics:
-            diags.append(_diagnose(gts[seq], gt, pr))
-            out[seq]["diagnostics"] = {k: diags[-1][k] for k in ("causes", "by_occlusion")}
-    out["combined"] = metric_row(summarize(combine(partials)))
-    if args.diagnostics:
-        from cvray.track.diagnostics import combine_diagnostics
-
-        comb = combine_diagnostics(diags)
-        out["combined"]["diagnostics"] = {k: comb[k] for k in ("causes", "by_occlusion")}
-    if missing:
-        out["missing_predictions"] = missing  # evaluated as empty tracker output (all FN)
+    with start_run("track eval", config=cfg, root=cfg.storage.root, seed=cfg.seed,
+                   argv=getattr(args, "argv", None)) as run:
+        out = _run(run, cfg.track, inputs)
+    # --json: exactly the metrics (keyed by sequence + combined); the run id goes to stderr
+    log.info("track eval run %s", run.uri)
     if args.json:
         emit(out, args)
     else:
         _print_table(out)
+        console().print(f"run {run.id} under {cfg.storage.root}")
     return 0
-
-
-def _diagnose(gt_uri: str, gt, pr) -> dict:
-    """Diagnostics with the image size from ``<seq>/seqinfo.ini`` when the gt sits in a sequence."""
-    from cvray.io import storage
-    from cvray.track.diagnostics import diagnose_sequence
-    from cvray.track.io import read_seqinfo
-
-    size = None
-    ini = storage.join(posixpath.dirname(posixpath.dirname(gt_uri)), "seqinfo.ini")
-    if storage.exists(ini):
-        info = read_seqinfo(ini)
-        size = (info.height, info.width) if info.height and info.width else None
-    return diagnose_sequence(gt, pr, image_size=size)
 
 
 def _print_table(out: dict) -> None:

@@ -7,7 +7,8 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["ASSOCIATION_SCHEMA", "Detections", "FrameTracks", "TRACKS_SCHEMA", "TRACKS_SCHEMA_VERSION",
+__all__ = ["ASSOCIATION_SCHEMA", "Detections", "FrameTracks", "METRICS_SCHEMA", "SEQUENCES_SCHEMA",
+           "TRACKS_SCHEMA", "TRACKS_SCHEMA_VERSION", "metrics_to_table", "sequences_to_table",
            "tracks_from_arrow", "tracks_to_arrow", "tracks_to_mot"]
 
 TRACKS_SCHEMA_VERSION = "1"
@@ -22,7 +23,7 @@ TRACKS_SCHEMA = pa.schema(
         pa.field("class_id", pa.int32()),
         pa.field("state", pa.string()),
     ],
-    metadata={"cvray.schema": "tracks", "cvray.schema_version": TRACKS_SCHEMA_VERSION},
+    metadata={"cvray.table": "tracks", "cvray.schema_version": TRACKS_SCHEMA_VERSION},
 )
 ASSOCIATION_SCHEMA = pa.schema(
     [
@@ -37,8 +38,45 @@ ASSOCIATION_SCHEMA = pa.schema(
         pa.field("matched", pa.bool_()),
         pa.field("gated_out", pa.int32()),
     ],
-    metadata={"cvray.schema": "track_associations", "cvray.schema_version": "1"},
+    metadata={"cvray.table": "track_associations", "cvray.schema_version": "1"},
 )
+
+# Run tables of ``cvray track`` / ``cvray track eval``: one row per tracked sequence, and one row
+# of MOT metrics per sequence plus ``combined`` (percentages as floats, counts as exact ints).
+SEQUENCES_SCHEMA = pa.schema(
+    [
+        pa.field("sequence", pa.string()),
+        pa.field("frames", pa.int64()),
+        pa.field("detections", pa.int64()),
+        pa.field("boxes", pa.int64()),
+        pa.field("tracks", pa.int64()),
+        pa.field("tracking_fps", pa.float64()),
+        pa.field("txt", pa.string()),
+        pa.field("review_video", pa.string()),
+    ],
+    metadata={"cvray.table": "sequences", "cvray.schema_version": "1"},
+)
+_FLOAT_METRICS = ("MOTA", "MOTP", "IDF1", "IDP", "IDR", "HOTA", "DetA", "AssA", "LocA")
+_COUNT_METRICS = ("IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
+METRICS_SCHEMA = pa.schema(
+    [pa.field("sequence", pa.string())]
+    + [pa.field(k, pa.float64()) for k in _FLOAT_METRICS]
+    + [pa.field(k, pa.int64()) for k in _COUNT_METRICS],
+    metadata={"cvray.table": "metrics", "cvray.schema_version": "1"},
+)
+
+
+def sequences_to_table(rows: list[dict]) -> pa.Table:
+    """Per-sequence tracking summaries (plain dicts, extra keys ignored) as a ``sequences`` table."""
+    return pa.Table.from_pylist([{f.name: r.get(f.name) for f in SEQUENCES_SCHEMA} for r in rows],
+                                schema=SEQUENCES_SCHEMA)
+
+
+def metrics_to_table(metrics: dict[str, dict]) -> pa.Table:
+    """``{sequence: metric row}`` (``combined`` included) as a ``metrics`` table."""
+    return pa.Table.from_pylist([{"sequence": k, **{f.name: v.get(f.name) for f in METRICS_SCHEMA
+                                                    if f.name != "sequence"}} for k, v in metrics.items()],
+                                schema=METRICS_SCHEMA)
 
 
 @dataclass

@@ -8,12 +8,11 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
-import pyarrow as pa
-
 from cvray.io import storage
 from cvray.track.config import TrackConfig
 from cvray.track.io import find_sequences, is_file, read_predictions, read_seqinfo
 from cvray.track.metrics import combine, summarize
+from cvray.track.records import metrics_to_table, sequences_to_table
 from cvray.track.workflow import SequenceJob, process_sequence
 
 __all__ = ["EVAL_KEYS", "metric_row", "sequence_jobs", "track_jobs"]
@@ -80,8 +79,7 @@ def track_jobs(run: Any, jobs: list[SequenceJob], tcfg: TrackConfig, out: str, *
     run.add_issues({"stage": "track", "rule": "sequence.failed", "severity": "error",
                     "file": r.get("file"), "message": f"{r['sequence']}: {r['error']}"} for r in errors)
     ok = [r for r in results if "error" not in r]
-    run.write_table("sequences", pa.Table.from_pylist(
-        [{k: v for k, v in r.items() if k not in ("partial",)} for r in ok]))
+    run.write_table("sequences", sequences_to_table(ok))
     summary: dict = {"out": out, "run_id": run.id, "sequences": len(jobs), "failed": len(errors),
                      "frames": sum(r["frames"] for r in ok), "tracks": sum(r["tracks"] for r in ok),
                      "boxes": sum(r["boxes"] for r in ok)}
@@ -89,7 +87,7 @@ def track_jobs(run: Any, jobs: list[SequenceJob], tcfg: TrackConfig, out: str, *
     if partials:
         metrics = {r["sequence"]: metric_row(summarize(r["partial"])) for r in ok if "partial" in r}
         metrics["combined"] = metric_row(summarize(combine(partials)))
-        run.write_table("metrics", pa.Table.from_pylist([{"sequence": k, **v} for k, v in metrics.items()]))
+        run.write_table("metrics", metrics_to_table(metrics))
         summary["metrics"] = metrics["combined"]
     if errors:
         summary["errors"] = {r["sequence"]: r["error"] for r in errors}
