@@ -12,6 +12,13 @@ import pytest
 from cvray.cli.main import main
 from cvray.config import load_config
 from cvray.runs import RunNotFound, list_runs, load_manifest, read_table, start_run
+from cvray.runs.tables import declare
+
+
+def _t(name: str, **cols) -> pa.Table:
+    """A test table carrying its (test) declared schema: Run.write_table refuses anything else."""
+    t = pa.table(cols)
+    return t.cast(declare(name, t.schema))
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -24,7 +31,7 @@ def root(request, tmp_path):
 def test_manifest_records_config_seed_versions_git(root):
     cfg = load_config(None, ["seed=5", "storage.secret_access_key=shh"])
     with start_run("unit", config=cfg, root=root, seed=5, argv=["cvray", "unit"]) as run:
-        run.write_table("scores", pa.table({"x": [1.0, 2.0]}))
+        run.write_table("scores", _t("scores", x=[1.0, 2.0]))
         run.update(dataset={"combined": "abc"})
         run.summary["n"] = 2
     m = load_manifest(root, run.id)
@@ -51,8 +58,8 @@ def test_failed_run_is_committed_with_status_and_error(root):
 def test_retried_part_overwrites_never_duplicates(root):
     with start_run("unit", root=root, seed=0, argv=[]) as run:
         for _attempt in range(3):  # the same task retried three times
-            run.write_table("preds", pa.table({"image_id": [1, 2, 3]}), part="block-0007")
-        run.write_table("preds", pa.table({"image_id": [4]}), part="block-0008")
+            run.write_table("preds", _t("preds", image_id=[1, 2, 3]), part="block-0007")
+        run.write_table("preds", _t("preds", image_id=[4]), part="block-0008")
     assert sorted(read_table(root, run.id, "preds").column("image_id").to_pylist()) == [1, 2, 3, 4]
 
 
@@ -64,9 +71,11 @@ def test_unknown_run_is_clear_error(tmp_path):
 _WRITER = r"""
 import sys, time, pyarrow as pa
 from cvray.runs import start_run
+from cvray.runs.tables import declare
+_t = lambda name, **cols: pa.table(cols).cast(declare(name, pa.table(cols).schema))
 with start_run("slow", root=sys.argv[1], seed=0, argv=[]) as run:
     for i in range(1000):
-        run.write_table("t", pa.table({"i": [i]}), part=f"p{i:05d}")
+        run.write_table("t", _t("t", i=[i]), part=f"p{i:05d}")
         print(run.id, flush=True)
         time.sleep(0.05)
 """
@@ -89,7 +98,7 @@ def test_killed_writer_leaves_no_visible_run(tmp_path):
 def test_cli_runs_list_and_show_json(tmp_path, capsys):
     root = str(tmp_path / "runs")
     with start_run("unit", root=root, seed=3, argv=[]) as run:
-        run.write_table("t", pa.table({"a": [1, 2, 3]}))
+        run.write_table("t", _t("t", a=[1, 2, 3]))
     assert main(["runs", "list", "--root", root, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [r["run_id"] for r in listed["runs"]] == [run.id]

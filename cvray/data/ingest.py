@@ -132,8 +132,11 @@ def read_video(uris: list[str]):
 
 def issue_rows(rows: list[dict[str, Any]], stage: str = "ingest") -> list[dict[str, Any]]:
     """Issues-table rows for the failed rows of an ingest dataset."""
-    return [{
-        "stage": stage, "rule": r.get("rule") or "image.unreadable", "severity": "error",
-        "file": r.get("uri") or r.get("file_name"), "image_id": r.get("image_id"),
-        "annotation_id": None, "message": r.get("error") or "unreadable",
-    } for r in rows if not r.get("ok", True)]
+    from dataclasses import asdict
+
+    from cvray.runs.issues import issue
+
+    return [asdict(issue(stage, r.get("rule") or "image.unreadable", r.get("error") or "unreadable",
+                         file=r.get("uri") or r.get("file_name"),
+                         image_id=None if r.get("image_id") is None else int(r["image_id"])))
+            for r in rows if not r.get("ok", True)]

@@ -12,7 +12,6 @@ import logging
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 
 from cvray.evaluate.coco import STAT_KEYS, CocoEvalResult
 from cvray.evaluate.config import EvalConfig
@@ -22,15 +21,13 @@ from cvray.evaluate.curves import (confidence_curve_rows, plot_confidence_curves
 from cvray.evaluate.errors import analyze_errors
 from cvray.evaluate.matching import collect_classes, match_images, prepare_images
 from cvray.evaluate.overlays import render_failure, select_failures
+from cvray.evaluate.tables import rows_to_table
 from cvray.evaluate.voc import voc_evaluate
 
 __all__ = ["write_eval_run", "eval_tables"]
 
 log = logging.getLogger(__name__)
 
-
-def _table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist(rows) if rows else pa.table({"empty": pa.array([], pa.int8())})
 
 
 def eval_tables(gt: dict, preds: list[dict], result: CocoEvalResult, cfg: EvalConfig) -> tuple[dict, dict, Any]:
@@ -48,15 +45,15 @@ def eval_tables(gt: dict, preds: list[dict], result: CocoEvalResult, cfg: EvalCo
     cm.update_coco(gt, [{**p, "bbox": box} for p, box in _segm_boxes(preds)])
     errors = analyze_errors(gt, preds, result.iou_type, cfg.errors)
     tables = {
-        "coco_stats": _table([{"iou_type": result.iou_type, "stat": k, "value": result.stats[k]} for k in STAT_KEYS]),
-        "per_class": _table(per_class),
-        "pr_curves": _table(pr),
-        "confidence_curves": _table(conf_rows),
-        "confusion": _table(cm.to_rows()),
-        "errors": _table([{k: v for k, v in r.items()} for r in errors.errors]),
-        "error_summary": _table(errors.summary),
-        "error_per_class": _table(errors.per_class),
-        "error_per_size": _table(errors.per_size),
+        "coco_stats": rows_to_table("coco_stats", [{"iou_type": result.iou_type, "stat": k, "value": result.stats[k]} for k in STAT_KEYS]),
+        "per_class": rows_to_table("per_class", per_class),
+        "pr_curves": rows_to_table("pr_curves", pr),
+        "confidence_curves": rows_to_table("confidence_curves", conf_rows),
+        "confusion": rows_to_table("confusion", cm.to_rows()),
+        "errors": rows_to_table("errors", [{k: v for k, v in r.items()} for r in errors.errors]),
+        "error_summary": rows_to_table("error_summary", errors.summary),
+        "error_per_class": rows_to_table("error_per_class", errors.per_class),
+        "error_per_size": rows_to_table("error_per_size", errors.per_size),
     }
     pngs: dict[str, bytes] = {}
     for c in result.category_ids:

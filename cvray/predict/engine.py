@@ -27,6 +27,7 @@ from cvray.predict.geometry import Letterbox
 from cvray.predict.postprocess import postprocess
 from cvray.predict.preprocess import preprocess_batch, preprocess_row
 from cvray.predict.records import Detections
+from cvray.runs.issues import issue
 
 __all__ = ["ModelFactory", "Predictor", "preprocess_row", "preprocess_batch", "rows_to_results",
            "predict_local"]
@@ -149,9 +150,8 @@ def rows_to_results(rows: Iterable[dict[str, Any]], stage: str = "predict"
         if r["status"] == "ok":
             dets.append(Detections.from_row(json.loads(r["payload"])))
         else:
-            issues.append({"stage": stage, "rule": str(r["rule"]) or "image.unreadable", "severity": "error",
-                           "file": str(r["uri"]) or str(r["file_name"]), "image_id": int(r["image_id"]),
-                           "annotation_id": None, "message": str(r["error"])})
+            issues.append(issue(stage, str(r["rule"]) or "image.unreadable", str(r["error"]),
+                                file=str(r["uri"]) or str(r["file_name"]), image_id=int(r["image_id"])))
     return dets, issues
 
 

@@ -26,6 +26,7 @@ import pyarrow as pa
 from cvray.io import storage
 from cvray.runs.env import environment_info, git_info
 from cvray.runs.issues import Issue, issues_to_table
+from cvray.runs.tables import check_table
 
 __all__ = ["MANIFEST", "MANIFEST_SCHEMA_VERSION", "Run", "RunNotFound", "list_runs", "load_manifest",
            "read_table", "start_run"]
@@ -71,9 +72,14 @@ class Run:
 
     # -- results -------------------------------------------------------------------------
     def write_table(self, name: str, table: pa.Table, part: str = "part-00000") -> str:
-        """Write (or replace) one part of table ``name``; returns its URI."""
+        """Write (or replace) one part of table ``name``; returns its URI.
+
+        The table must carry its declared schema's ``cvray.table`` / ``cvray.schema_version``
+        metadata (:mod:`cvray.runs.tables`); anything else raises :class:`TableContractError`.
+        """
         if "/" in name or "/" in part or name.startswith("_"):
             raise ValueError(f"table and part names may not contain '/': {name!r}, {part!r}")
+        table = check_table(name, table)
         uri = self.path("tables", name, f"{part}.parquet")
         storage.write_parquet(table, uri)
         return uri

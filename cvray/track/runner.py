@@ -9,6 +9,7 @@ import posixpath
 from typing import Any
 
 from cvray.io import storage
+from cvray.runs.issues import issue
 from cvray.track.config import TrackConfig
 from cvray.track.io import find_sequences, is_file, read_predictions, read_seqinfo
 from cvray.track.metrics import combine, summarize
@@ -76,8 +77,8 @@ def track_jobs(run: Any, jobs: list[SequenceJob], tcfg: TrackConfig, out: str, *
                 results.append({"sequence": job.name, "error": f"{type(exc).__name__}: {exc}",
                                 "file": job.det_uri})
     errors = [r for r in results if "error" in r]
-    run.add_issues({"stage": "track", "rule": "sequence.failed", "severity": "error",
-                    "file": r.get("file"), "message": f"{r['sequence']}: {r['error']}"} for r in errors)
+    run.add_issues(issue("track", "sequence.failed", f"{r['sequence']}: {r['error']}", file=r.get("file"))
+                   for r in errors)
     ok = [r for r in results if "error" not in r]
     run.write_table("sequences", sequences_to_table(ok))
     summary: dict = {"out": out, "run_id": run.id, "sequences": len(jobs), "failed": len(errors),

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 from dataclasses import asdict
+from typing import Iterator
 
 import numpy as np
 
@@ -174,3 +175,16 @@ def validate_ray(annotation_uris, images_root: str, cfg: ValidateConfig | None =
     issues += pair_issues(pairs)
     return ValidationResult(issues=issues, pairs=pairs,
                             stats={**stats, "images_decoded": n_ok}), checked
+
+
+def image_tables(images_ds) -> Iterator:
+    """The per-image dataset of :func:`validate_ray` as ``images`` tables, one per block."""
+    import pyarrow as pa
+
+    from cvray.validate.tables import IMAGES_SCHEMA
+
+    for batch in images_ds.drop_columns(["issues_json"]).iter_batches(batch_format="pyarrow",
+                                                                       batch_size=None):
+        table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if table.num_rows:
+            yield table.select(IMAGES_SCHEMA.names).cast(IMAGES_SCHEMA)

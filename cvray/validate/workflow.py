@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pyarrow as pa
-
 from cvray.io import storage
 from cvray.runs import Run
 from cvray.validate.baselines import run_baselines
 from cvray.validate.config import ValidateConfig
 from cvray.validate.leakage import pairs_to_table
 from cvray.validate.pipeline import ValidationResult, annotation_splits, validate_local
+from cvray.validate.tables import baselines_to_table
 
 __all__ = ["run_validation"]
 
@@ -69,10 +68,12 @@ def run_validation(run: Run | None, annotation_uris, images_root: str,
         run.add_issues(result.issues)
         run.write_table("leakage_pairs", pairs_to_table(result.pairs))
         if rows:
-            run.write_table("baselines", pa.Table.from_pylist(rows))
+            run.write_table("baselines", baselines_to_table(rows))
         if images_ds is not None:
-            fs, path = storage.resolve(run.path("tables", "images"))
-            images_ds.drop_columns(["issues_json"]).write_parquet(path, filesystem=fs)
+            from cvray.validate.distributed import image_tables
+
+            for k, table in enumerate(image_tables(images_ds)):
+                run.write_table("images", table, part=f"part-{k:05d}")
         run.flush_issues()
         run.summary.update(summary)
     return result, summary

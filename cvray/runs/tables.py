@@ -1,0 +1,89 @@
+"""The table contract: every run table has a declared, versioned Arrow schema.
+
+A schema names its table and version in its metadata (``cvray.table``, ``cvray.schema_version``,
+see :func:`declare`); :meth:`cvray.runs.Run.write_table` refuses a table without both, so an
+inferred ``pa.Table.from_pylist(rows)`` cannot become a result by accident. :data:`RUN_TABLES`
+lists every declared table of every stage (``docs/results.md`` is checked against it by a test).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Iterable
+
+import pyarrow as pa
+
+__all__ = ["RUN_TABLES", "TABLE_KEY", "TableContractError", "UNDECLARED_TRAIN_TABLES", "VERSION_KEY",
+           "check_table", "declare", "declared_schema", "table_identity"]
+
+TABLE_KEY = "cvray.table"
+VERSION_KEY = "cvray.schema_version"
+
+# table name -> "module:SCHEMA" of its declared schema, by the stage that writes it
+RUN_TABLES: dict[str, str] = {
+    "issues": "cvray.runs.issues:ISSUE_SCHEMA",
+    "dataset_summary": "cvray.data.summary:DATASET_SUMMARY_SCHEMA",
+    "class_counts": "cvray.data.summary:CLASS_COUNTS_SCHEMA",
+    "leakage_pairs": "cvray.validate.leakage:PAIR_SCHEMA",
+    "images": "cvray.validate.tables:IMAGES_SCHEMA",
+    "baselines": "cvray.validate.tables:BASELINES_SCHEMA",
+    "predictions": "cvray.predict.records:PREDICTIONS_SCHEMA",
+    "coco_stats": "cvray.evaluate.tables:COCO_STATS_SCHEMA",
+    "per_class": "cvray.evaluate.tables:PER_CLASS_SCHEMA",
+    "pr_curves": "cvray.evaluate.tables:PR_CURVES_SCHEMA",
+    "confidence_curves": "cvray.evaluate.tables:CONFIDENCE_CURVES_SCHEMA",
+    "confusion": "cvray.evaluate.tables:CONFUSION_SCHEMA",
+    "errors": "cvray.evaluate.tables:ERRORS_SCHEMA",
+    "error_summary": "cvray.evaluate.tables:ERROR_SUMMARY_SCHEMA",
+    "error_per_class": "cvray.evaluate.tables:ERROR_PER_CLASS_SCHEMA",
+    "error_per_size": "cvray.evaluate.tables:ERROR_PER_SIZE_SCHEMA",
+    "sequences": "cvray.track.records:SEQUENCES_SCHEMA",
+    "metrics": "cvray.track.records:METRICS_SCHEMA",
+}
+
+# Training tables whose columns follow the model and task (loss parts, COCO or semantic metrics)
+# and whose writers (cvray/train/outputs.py, ray_trainer.py) do not declare a schema yet: they
+# are stamped with version "0" (= undeclared) on write instead of refused. Remove a name here once
+# its writer passes a declared schema.
+UNDECLARED_TRAIN_TABLES = frozenset({"train_curves", "eval_metrics", "per_class_ap", "per_class_iou",
+                                     "worker_seeds"})
+
+
+class TableContractError(ValueError):
+    """A table without (or with the wrong) ``cvray.table`` / ``cvray.schema_version`` metadata."""
+
+
+def declare(name: str, fields: Iterable[pa.Field], version: int | str = 1) -> pa.Schema:
+    """A run table's schema, carrying its name and version.
+
+    >>> declare("baselines", [pa.field("split", pa.string())]).metadata[b"cvray.table"]
+    b'baselines'
+    """
+    return pa.schema(list(fields), metadata={TABLE_KEY: name, VERSION_KEY: str(version)})
+
+
+def table_identity(schema: pa.Schema) -> tuple[str | None, str | None]:
+    """(table name, schema version) from a schema's metadata (None where missing)."""
+    meta = schema.metadata or {}
+    name, version = meta.get(TABLE_KEY.encode()), meta.get(VERSION_KEY.encode())
+    return (name.decode() if name else None, version.decode() if version else None)
+
+
+def check_table(name: str, table: pa.Table) -> pa.Table:
+    """``table`` if its schema declares table ``name`` with a version; else raise."""
+    declared, version = table_identity(table.schema)
+    if declared is None and version is None and name in UNDECLARED_TRAIN_TABLES:
+        return table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                              TABLE_KEY: name, VERSION_KEY: "0"})
+    if declared is None or version is None:
+        raise TableContractError(
+            f"table {name!r} has no {TABLE_KEY}/{VERSION_KEY} schema metadata: build it with its "
+            f"declared schema (cvray.runs.tables.declare; catalogue in cvray.runs.tables.RUN_TABLES)")
+    if declared != name:
+        raise TableContractError(f"table {name!r} was built with the schema of table {declared!r}")
+    return table
+
+
+def declared_schema(name: str) -> pa.Schema:
+    """The declared schema of run table ``name`` (see :data:`RUN_TABLES`)."""
+    mod, _, attr = RUN_TABLES[name].partition(":")
+    return getattr(importlib.import_module(mod), attr)
