@@ -66,7 +66,7 @@ def synthesize(out: str, images: int, videos: int, seed: int, cfg) -> dict:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from cvray.runs import start_run
+    from cvray.runs import run_context
 
     cfg = load_cli_config(args)
     images = args.images if args.images is not None else cfg.synth.images
@@ -74,7 +74,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else cfg.seed
     if images < 1 or videos < 0:
         raise CliError("--images must be >= 1 and --videos >= 0")
-    with start_run("data synth", config=cfg, root=cfg.storage.root, seed=seed, argv=args.argv) as run:
+    with run_context("data synth", cfg, argv=args.argv, seed=seed) as run:
         result = synthesize(args.out, images, videos, seed, cfg)
         run.summary.update(result)
     emit({**result, "run": run.id}, args, title="synthetic data")
@@ -84,14 +84,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from cvray.data.workflows import coco_layout, ingest_coco
     from cvray.io import storage
-    from cvray.raycluster import cluster_resources, ray_context
-    from cvray.runs import start_run
+    from cvray.runs import run_context
 
     cfg = load_cli_config(args)
     annotations = coco_layout(args.dataset)
-    with ray_context(cfg.ray), start_run("data ingest", config=cfg, root=cfg.storage.root,
-                                         seed=cfg.seed, argv=args.argv) as run:
-        run.update(ray=cluster_resources())
+    with run_context("data ingest", cfg, argv=args.argv, ray=True, address=args.address) as run:
         result = ingest_coco(run, annotations, storage.join(args.dataset, "images"))
         run.summary.update(result)
     emit({**result, "run": run.id, "run_uri": run.uri}, args, title="ingest")

@@ -75,9 +75,11 @@ def _load_docs(files: list[str]) -> dict[str, dict]:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
+    from cvray.data.fingerprint import coco_fingerprint
     from cvray.io import storage
-    from cvray.runs import start_run
+    from cvray.runs import run_context
     from cvray.validate.baselines import run_baselines
+    from cvray.validate.pipeline import annotation_splits
     from cvray.validate.card import card_markdown, dataset_card, overlay_grid
 
     files = _files_and_overrides(args)
@@ -102,8 +104,8 @@ def cmd_card(args: argparse.Namespace) -> int:
                         validation=validation, leakage=leakage, known_artifacts=args.artifact,
                         baselines=rows)
     md = card_markdown(card)
-    with start_run("data card", config=cfg, root=cfg.storage.root, seed=cfg.seed,
-                   argv=getattr(args, "argv", None)) as run:
+    with run_context("data card", cfg, argv=getattr(args, "argv", None),
+                     dataset=lambda: coco_fingerprint(annotation_splits(files))) as run:
         storage.write_bytes(storage.join(args.out, "card.md"), md.encode())
         storage.write_json(storage.join(args.out, "card.json"), card)
         run.write_artifact("card.md", md.encode())
@@ -135,9 +137,11 @@ def _fractions(text: str) -> dict[str, float]:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
+    from cvray.data.fingerprint import coco_fingerprint
     from cvray.io import storage
-    from cvray.runs import start_run
+    from cvray.runs import run_context
     from cvray.validate.leakage import group_leaks
+    from cvray.validate.pipeline import annotation_splits
     from cvray.validate.split import resplit_coco
 
     files = _files_and_overrides(args)
@@ -154,8 +158,8 @@ def cmd_split(args: argparse.Namespace) -> int:
     if leaks:  # cannot happen by construction; refuse to write leaky splits if it ever does
         raise RuntimeError(f"split by group produced group leakage: {leaks[0].message}")
     written = {}
-    with start_run("data split", config=cfg, root=cfg.storage.root, seed=seed,
-                   argv=getattr(args, "argv", None)) as run:
+    with run_context("data split", cfg, argv=getattr(args, "argv", None), seed=seed,
+                     dataset=lambda: coco_fingerprint(annotation_splits(files))) as run:
         for split, doc in out.items():
             uri = storage.join(args.out, f"instances_{split}.json")
             storage.write_bytes(uri, json.dumps(doc).encode())
@@ -170,14 +174,29 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from cvray.data.fingerprint import files_fingerprint
+    from cvray.io import storage
+    from cvray.runs import run_context
+
+    src = one_positional(args, "input")
+    cfg = load_cli_config(args)
+    if not storage.exists(src):
+        raise CliError(f"{src}: no such file or folder")
+    with run_context("data convert", cfg, argv=getattr(args, "argv", None),
+                     dataset=lambda: files_fingerprint({"input": src})) as run:
+        result = _convert(args, src)
+        run.summary.update({k: v for k, v in result.items() if k != "skipped"})
+    skipped = result.pop("skipped", [])
+    emit({**result, "skipped": len(skipped), "skipped_reasons": sorted({s["reason"] for s in skipped}),
+          "to": args.to, "out": args.out, "run": run.id}, args, title=f"convert to {args.to}")
+    return 0
+
+
+def _convert(args: argparse.Namespace, src: str) -> dict:
     from cvray.data.coco import DatasetError, load_coco
     from cvray.io import storage
     from cvray.validate import convert
 
-    src = one_positional(args, "input")
-    load_cli_config(args)
-    if not storage.exists(src):
-        raise CliError(f"{src}: no such file or folder")
     try:
         if args.to == "yolo":
             result = convert.coco_to_yolo(load_coco(src), args.out)
@@ -193,7 +212,4 @@ def cmd_convert(args: argparse.Namespace) -> int:
                       "videos": len(doc.get("videos", []))}
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
-    skipped = result.pop("skipped", [])
-    emit({**result, "skipped": len(skipped), "skipped_reasons": sorted({s["reason"] for s in skipped}),
-          "to": args.to, "out": args.out}, args, title=f"convert to {args.to}")
-    return 0
+    return result

@@ -29,8 +29,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from cvray.cli.data import synthesize
     from cvray.data.workflows import coco_layout, ingest_coco
     from cvray.io import storage
-    from cvray.raycluster import cluster_resources, ray_context
-    from cvray.runs import start_run
+    from cvray.runs import run_context
 
     cfg = load_cli_config(args)
     images = args.images if args.images is not None else cfg.synth.images
@@ -38,9 +37,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     con = console()
     t0 = time.time()
     summary: dict = {}
-    with ray_context(cfg.ray) as _, start_run("demo", config=cfg, root=cfg.storage.root, seed=cfg.seed,
-                                              argv=args.argv) as run:
-        run.update(ray=cluster_resources())
+    with run_context("demo", cfg, argv=args.argv, ray=True, address=args.address) as run:
         data_uri = run.path("artifacts", "dataset")
         stages = _later_stages(args)
         total = 2 + len(stages)

@@ -1,9 +1,10 @@
 """``cvray eval --gt GT.json --pred PRED.json|PRED.parquet [--iou-type bbox|segm] [--json]``.
 
 Prints the 12 COCO stats (with ``--json``: one object with exactly those 12 keys at top level and
-everything else under ``details``). With ``--save`` the evaluation also becomes a run under the runs
-root (stats, per-class AP, error buckets, confusion matrix and PR curves as Parquet + PNG) that
-``cvray report`` renders.
+everything else under ``details``). Every evaluation is a run (its manifest: stats, config and the
+ground truth's fingerprint); with ``--save`` the run also gets every table (stats, per-class AP,
+error buckets, confusion matrix, PR curves as Parquet) and plot (PNG) that ``cvray report``
+renders.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--images-root", default=None,
                    help="images of the GT (for failure overlays with --save; default <gt>/../../images)")
     p.add_argument("--save", action="store_true",
-                   help="write an eval run (tables + plots) under the runs root for `cvray report`")
+                   help="also write the tables + plots into the eval run (for `cvray report`)")
     add_common_args(p)
     p.set_defaults(func=run_eval)
 
@@ -59,13 +60,21 @@ def run_eval(args: argparse.Namespace) -> int:
                # NaN (class without GT) as null: the --json output stays strict JSON
                "per_class": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
                              for r in result.per_class_rows()]}
-    if args.save:
-        from cvray.evaluate.run import write_eval_run
+    from cvray.data.fingerprint import coco_fingerprint
+    from cvray.runs import run_context
 
-        run_id = write_eval_run(gt, preds, result, root=cfg.storage.root, config=cfg,
-                                argv=getattr(args, "argv", None), sources=details,
-                                images_root=args.images_root or _default_images_root(args.gt))
-        details["run_id"] = run_id
+    with run_context("eval", cfg, argv=getattr(args, "argv", None),
+                     dataset=lambda: {**coco_fingerprint({"gt": args.gt}), "pred": args.pred}) as run:
+        run.summary.update(summary)
+        run.summary.update(iou_type=result.iou_type, images=result.num_images,
+                           predictions=result.num_predictions)
+        if args.save:
+            from cvray.evaluate.run import write_eval_run
+
+            wrote = write_eval_run(run, gt, preds, result, cfg.eval,
+                                   images_root=args.images_root or _default_images_root(args.gt))
+            run.summary["failures_rendered"] = wrote["failures_rendered"]
+    details["run_id"] = run.id
     summary["details"] = details
     emit(summary, args, title=f"COCO {args.iou_type} evaluation")
     return 0

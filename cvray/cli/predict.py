@@ -100,8 +100,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from cvray.predict.engine import ModelFactory
     from cvray.predict.pipeline import predict_ray
     from cvray.predict.sources import list_units
-    from cvray.raycluster import cluster_resources, ray_context
-    from cvray.runs import start_run
+    from cvray.data.fingerprint import coco_fingerprint, files_fingerprint
+    from cvray.runs import run_context
 
     extra = []
     if args.batch_size is not None:
@@ -124,10 +124,14 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CliError("cvray predict runs detection / instance models; semantic models are evaluated "
                        "with cvray.evaluate.semantic")
     units = list_units(args.input, images_root=args.images_root, video_stride=cfg.predict.video_stride)
-    with ray_context(cfg.ray, args.address) as _ray, \
-            start_run("predict", config=cfg, root=cfg.storage.root, seed=cfg.seed, argv=args.argv) as run:
-        run.update(ray=cluster_resources(), dataset={"input": args.input, "categories": cats_uri},
-                   model={"source": source, "config": model_cfg.model_dump(mode="json")})
+    def fingerprint():
+        fp = (coco_fingerprint({"input": args.input}) if args.input.lower().endswith(".json")
+              else files_fingerprint({"input": args.input}))
+        return {**fp, "input": args.input, "categories": cats_uri}
+
+    with run_context("predict", cfg, argv=args.argv, ray=True, address=args.address,
+                     dataset=fingerprint) as run:
+        run.update(model={"source": source, "config": model_cfg.model_dump(mode="json")})
         bar = progress(iter(()), total=None, desc="predict")
 
         def on_progress(done, total, ips):

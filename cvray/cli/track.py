@@ -70,20 +70,21 @@ def register(sub) -> None:
 
 
 def run_track_eval(args: argparse.Namespace) -> int:
-    from cvray.runs import start_run
-    from cvray.track.evaluation import TrackEvalError, TrackEvalInputs, run_track_eval as _run
+    from cvray.data.fingerprint import files_fingerprint
+    from cvray.runs import run_context
+    from cvray.track.evaluation import TrackEvalError, TrackEvalInputs, pair_sequences
+    from cvray.track.evaluation import run_track_eval as _run
 
     cfg = load_cli_config(args)
     inputs = TrackEvalInputs(gt=args.gt, pred=args.pred, mot17_classes=args.mot17_classes,
                              diagnostics=args.diagnostics)
     try:
-        from cvray.track.evaluation import pair_sequences
-
-        pair_sequences(args.gt, args.pred)  # usage errors (exit 2) before a run is created
+        gts, preds = pair_sequences(args.gt, args.pred)  # usage errors (exit 2) before a run exists
     except (FileNotFoundError, TrackEvalError) as exc:
         raise CliError(str(exc)) from exc
-    with start_run("track eval", config=cfg, root=cfg.storage.root, seed=cfg.seed,
-                   argv=getattr(args, "argv", None)) as run:
+    files = {**{f"{s}/gt": u for s, u in gts.items()}, **{f"{s}/pred": u for s, u in preds.items()}}
+    with run_context("track eval", cfg, argv=getattr(args, "argv", None),
+                     dataset=lambda: files_fingerprint(files)) as run:
         out = _run(run, cfg.track, inputs)
     # --json: exactly the metrics (keyed by sequence + combined); the run id goes to stderr
     log.info("track eval run %s", run.uri)
@@ -128,7 +129,8 @@ def run_track(args: argparse.Namespace) -> int:
         return run_track_video(args)
     if not args.det or not args.out:
         raise CliError("track needs --det and --out (or `cvray track eval --gt ... --pred ...`)")
-    from cvray.runs import start_run
+    from cvray.data.fingerprint import files_fingerprint
+    from cvray.runs import run_context
     from cvray.track.runner import sequence_jobs, track_jobs
 
     cfg = load_cli_config(args)
@@ -136,9 +138,13 @@ def run_track(args: argparse.Namespace) -> int:
         jobs = sequence_jobs(args.det, seqinfo=args.seqinfo, frame_rate=args.frame_rate)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from exc
-    with start_run("track", config=cfg, root=cfg.storage.root, seed=cfg.seed,
-                   argv=getattr(args, "argv", None)) as run:
-        summary = track_jobs(run, jobs, cfg.track, args.out, use_ray=args.ray or len(jobs) > 1,
+    use_ray = args.ray or len(jobs) > 1
+    files = {f"{j.name}/{kind}": uri for j in jobs for kind, uri in (("det", j.det_uri), ("gt", j.gt_uri))}
+    if not any(files.values()):  # detections from a predictions Parquet
+        files = {"det": args.det}
+    with run_context("track", cfg, argv=getattr(args, "argv", None), ray=use_ray, address=args.address,
+                     dataset=lambda: files_fingerprint(files)) as run:
+        summary = track_jobs(run, jobs, cfg.track, args.out, use_ray=use_ray,
                              render=args.render, ray_cfg=cfg.ray, address=args.address)
     emit(summary, args, title="cvray track")
     return 1 if summary["failed"] and summary["failed"] == summary["sequences"] else 0
@@ -151,7 +157,8 @@ def run_track_video(args: argparse.Namespace) -> int:
     from cvray.cli.predict import resolve_model
     from cvray.data.coco import load_coco
     from cvray.predict.engine import ModelFactory, Predictor
-    from cvray.runs import start_run
+    from cvray.data.fingerprint import files_fingerprint
+    from cvray.runs import run_context
     from cvray.track.video import track_video
 
     cfg = load_cli_config(args)
@@ -160,9 +167,9 @@ def run_track_video(args: argparse.Namespace) -> int:
     model_cfg, source = resolve_model(args.model, cfg.train.model, len(category_ids) if category_ids else None)
     predictor = Predictor(ModelFactory(model_cfg), postprocess_cfg=cfg.predict.postprocess,
                           category_ids=category_ids)
-    with start_run("track", config=cfg, root=cfg.storage.root, seed=cfg.seed,
-                   argv=getattr(args, "argv", None)) as run:
-        run.update(model={"source": source}, dataset={"video": args.video})
+    with run_context("track", cfg, argv=getattr(args, "argv", None),
+                     dataset=lambda: {**files_fingerprint({"video": args.video}), "video": args.video}) as run:
+        run.update(model={"source": source})
         summary = track_video(args.video, predictor, args.out, track_config=cfg.track,
                               geometry=cfg.predict.geometry, batch_size=cfg.predict.batch_size, render=True)
         run.summary.update(summary)

@@ -39,8 +39,9 @@ def latest_resumable_run(root: str) -> str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from cvray.raycluster import cluster_resources, ray_context
-    from cvray.runs import start_run
+    from cvray.data.fingerprint import coco_fingerprint
+    from cvray.data.workflows import coco_layout
+    from cvray.runs import run_context
     from cvray.train.workflow import run_training
 
     cfg = load_cli_config(args)
@@ -53,13 +54,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         if run_id is None:
             raise CliError(f"train.resume=true but no train run with a checkpoint under {cfg.storage.root}")
     use_ray = not args.no_ray
-    import contextlib
 
-    ray_ctx = ray_context(cfg.ray) if use_ray else contextlib.nullcontext()
-    with ray_ctx, start_run("train", config=cfg, root=cfg.storage.root, seed=cfg.seed,
-                            argv=args.argv, run_id=run_id) as run:
-        if use_ray:
-            run.update(ray=cluster_resources())
+    def fingerprint():  # every split present under the dataset root
+        try:
+            return coco_fingerprint(coco_layout(dataset))
+        except FileNotFoundError:  # run_training names the missing file
+            return {"uri": dataset}
+
+    with run_context("train", cfg, argv=args.argv, ray=use_ray, address=args.address, run_id=run_id,
+                     dataset=fingerprint) as run:
         summary = run_training(cfg, run, dataset, use_ray=use_ray)
     m = summary.get("metrics", {})
     keys = ("bbox_AP", "bbox_AP50", "segm_AP", "segm_AP50", "mIoU", "mDice")

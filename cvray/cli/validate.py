@@ -38,8 +38,9 @@ def _split_positionals(items: list[str]) -> tuple[list[str], list[str]]:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from cvray.data.fingerprint import coco_fingerprint
     from cvray.io import storage
-    from cvray.runs import start_run
+    from cvray.runs import run_context
     from cvray.validate.workflow import run_validation
 
     files, overrides = _split_positionals(args.annotations)
@@ -60,23 +61,15 @@ def run_validate(args: argparse.Namespace) -> int:
     try:
         from cvray.validate.pipeline import annotation_splits
 
-        annotation_splits(files)
+        splits = annotation_splits(files)
     except ValueError as exc:
         raise CliError(str(exc)) from exc
 
-    def _go(run):
-        return run_validation(run, files, args.images, cfg.validation, use_ray=not args.local,
-                              baselines=not args.no_baselines)
-
-    with start_run("validate", config=cfg, root=cfg.storage.root, seed=cfg.seed,
-                   argv=getattr(args, "argv", None)) as run:
-        if args.local:
-            result, summary = _go(run)
-        else:
-            from cvray.raycluster import ray_context
-
-            with ray_context(cfg.ray):
-                result, summary = _go(run)
+    with run_context("validate", cfg, argv=getattr(args, "argv", None), ray=not args.local,
+                     address=args.address,
+                     dataset=lambda: {**coco_fingerprint(splits), "images_root": args.images}) as run:
+        result, summary = run_validation(run, files, args.images, cfg.validation, use_ray=not args.local,
+                                         baselines=not args.no_baselines)
     summary = {**summary, "run": run.id, "run_uri": run.uri}
     if not args.json:
         _print_issues(result)

@@ -111,23 +111,16 @@ def _failure_pngs(gt: dict, preds: list[dict], errors, images_root: str | None, 
     return out
 
 
-def write_eval_run(gt: dict, preds: list[dict], result: CocoEvalResult, *, root: str, config=None,
-                   argv: list[str] | None = None, sources: dict | None = None,
-                   images_root: str | None = None) -> str:
-    """Create an ``eval`` run with all tables and artifacts; returns the run id."""
-    from cvray.runs import start_run
+def write_eval_run(run: Any, gt: dict, preds: list[dict], result: CocoEvalResult, cfg: EvalConfig, *,
+                   images_root: str | None = None) -> dict[str, Any]:
+    """Write every table and artifact of one evaluation into ``run``; returns what it wrote.
 
-    cfg = getattr(config, "eval", None) or EvalConfig()
-    with start_run("eval", config=config, root=root, seed=getattr(config, "seed", None), argv=argv) as run:
-        tables, pngs, errors = eval_tables(gt, preds, result, cfg)
-        pngs.update(_failure_pngs(gt, preds, errors, images_root, cfg.errors.top_k))
-        for name, t in tables.items():
-            run.write_table(name, t)
-        for rel, data in pngs.items():
-            run.write_artifact(rel, data)
-        run.update(dataset=sources or {})
-        run.summary.update({k: result.stats[k] for k in STAT_KEYS})
-        run.summary.update(iou_type=result.iou_type, images=result.num_images,
-                           predictions=result.num_predictions, failures_rendered=sum(
-                               1 for k in pngs if k.startswith("failures/")))
-    return run.id
+    ``cfg`` is the ``eval`` section; the run (and its manifest) belong to the caller's run context.
+    """
+    tables, pngs, errors = eval_tables(gt, preds, result, cfg)
+    pngs.update(_failure_pngs(gt, preds, errors, images_root, cfg.errors.top_k))
+    for name, t in tables.items():
+        run.write_table(name, t)
+    for rel, data in pngs.items():
+        run.write_artifact(rel, data)
+    return {"tables": sorted(tables), "failures_rendered": sum(1 for k in pngs if k.startswith("failures/"))}

@@ -107,7 +107,13 @@ class Run:
 
     # -- manifest --------------------------------------------------------------------------
     def update(self, **fields: Any) -> None:
-        """Add fields to the manifest (dataset fingerprint, ray resources ...)."""
+        """Add fields to the manifest (dataset fingerprint, ray resources ...).
+
+        ``dataset`` is merged into what is there (the run context records the fingerprint, the
+        stage may add what it resolved, e.g. its split files), every other field replaced.
+        """
+        if isinstance(fields.get("dataset"), Mapping) and isinstance(self.manifest.get("dataset"), Mapping):
+            fields["dataset"] = {**self.manifest["dataset"], **fields["dataset"]}
         self.manifest.update(fields)
 
     def finish(self, status: str, error: str | None = None) -> None:
