@@ -23,6 +23,7 @@ __all__ = [
     "CvrayModel",
     "ExperimentConfig",
     "RayConfig",
+    "SectionImportError",
     "StorageConfig",
     "SynthConfig",
     "apply_overrides",
@@ -66,30 +67,37 @@ class SynthConfig(CvrayModel):
 
 
 class DataConfig(CvrayModel):
+    """The dataset a command trains on when ``--dataset`` is not given (splits are found as
+    ``annotations/instances_<split>.json`` under it; ``train.train_split`` / ``val_split`` pick)."""
+
     root: str | None = Field(None, description="dataset root URI (COCO layout: images/, annotations/)")
-    train: str = "instances_train.json"
-    val: str = "instances_val.json"
-    test: str = "instances_test.json"
 
 
-# Stage sections live in their own packages; they are composed here when importable so that
-# a half-installed optional stage never breaks ``cvray runs list``.
+# Stage sections live in their own packages and are composed here. A section that fails to import
+# is an error at startup naming the module (a silently missing section would turn every one of
+# its keys into "unknown key"); a stage is added by adding its line.
 _SECTIONS: dict[str, str] = {
     "train": "cvray.train.config:TrainConfig",
     "track": "cvray.track.config:TrackConfig",
     "validation": "cvray.validate.config:ValidateConfig",  # not "validate": BaseModel has one
     "predict": "cvray.predict.config:PredictConfig",
     "eval": "cvray.evaluate.config:EvalConfig",
-    "robustness": "cvray.robustness.config:RobustnessConfig",
 }
 
 
-def _section(spec: str) -> type[CvrayModel] | None:
+class SectionImportError(ImportError):
+    """A config section's module failed to import (names the module and the error)."""
+
+
+def _section(key: str, spec: str) -> type[CvrayModel]:
     mod, _, name = spec.partition(":")
     try:
         return getattr(importlib.import_module(mod), name)
-    except (ImportError, AttributeError):
-        return None
+    except ImportError as exc:
+        raise SectionImportError(f"config section {key!r}: cannot import {mod} "
+                                 f"({type(exc).__name__}: {exc})") from exc
+    except AttributeError as exc:
+        raise SectionImportError(f"config section {key!r}: {mod} has no {name}") from exc
 
 
 @functools.cache
@@ -103,9 +111,8 @@ def experiment_model() -> type[CvrayModel]:
 
     fields: dict[str, Any] = {}
     for key, spec in _SECTIONS.items():
-        cls = _section(spec)
-        if cls is not None:
-            fields[key] = (cls, Field(default_factory=cls))
+        cls = _section(key, spec)
+        fields[key] = (cls, Field(default_factory=cls))
     return create_model("ExperimentConfig", __base__=_ExperimentBase, **fields)
 
 

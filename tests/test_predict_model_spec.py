@@ -34,7 +34,7 @@ def test_train_run_folder_uses_its_config_and_best_checkpoint(tmp_path):
 
 
 def test_arch_name_and_checkpoint_file(tmp_path):
-    # the class count comes from the input's categories unless train.model.num_classes was given
+    # the class count comes from the input's categories unless predict.model.num_classes was given
     got, _ = resolve_model("retinanet:mobilenet_v3_large_fpn", ModelConfig(), num_classes=5)
     assert (got.arch, got.backbone, got.num_classes, got.weights) == ("retinanet", "mobilenet_v3_large_fpn", 5, None)
     got, _ = resolve_model("retinanet:mobilenet_v3_large_fpn", _small(), num_classes=5)

@@ -142,12 +142,12 @@ def test_mask_model_over_s3_via_cli(ray_session, tmp_path, s3_bucket, capsys):
     write_images(folder, 3, seed=5)
     storage.upload_tree(str(folder), f"{s3_bucket}/in")
     rc = main(["predict", "--model", cfg.weights, "--input", f"{s3_bucket}/in", "--root", f"{s3_bucket}/runs",
-               "--batch-size", "2", "--json", "train.model.arch=maskrcnn",
-               "train.model.backbone=mobilenet_v3_large_fpn", "train.model.num_classes=3",
-               "train.model.min_size=64", "train.model.max_size=64", "train.model.fpn_channels=32",
-               "train.model.box_head_dim=64", "train.model.mask_head_dim=32", "train.model.mask_head_layers=1",
-               "train.model.rpn_pre_nms_top_n_test=100", "train.model.rpn_post_nms_top_n_test=20",
-               "train.model.box_score_thresh=0.0", "predict.geometry.size=[64,64]",
+               "--batch-size", "2", "--json", "predict.model.arch=maskrcnn",
+               "predict.model.backbone=mobilenet_v3_large_fpn", "predict.model.num_classes=3",
+               "predict.model.min_size=64", "predict.model.max_size=64", "predict.model.fpn_channels=32",
+               "predict.model.box_head_dim=64", "predict.model.mask_head_dim=32", "predict.model.mask_head_layers=1",
+               "predict.model.rpn_pre_nms_top_n_test=100", "predict.model.rpn_post_nms_top_n_test=20",
+               "predict.model.box_score_thresh=0.0", "predict.geometry.size=[64,64]",
                "predict.postprocess.score_threshold=0.0"])
     captured = capsys.readouterr()
     assert rc == 0, captured.err

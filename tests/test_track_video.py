@@ -86,11 +86,11 @@ def test_cli_video_with_real_mask_model(tmp_path, capsys):
     video = write_video(tmp_path / "clip.mp4", 6)
     rc = main(["track", "--video", str(video), "--model", cfg.weights, "--out", str(tmp_path / "out"),
                "--root", str(tmp_path / "runs"), "--json",
-               "train.model.arch=maskrcnn", "train.model.backbone=mobilenet_v3_large_fpn",
-               "train.model.num_classes=3", "train.model.min_size=64", "train.model.max_size=64",
-               "train.model.fpn_channels=32", "train.model.box_head_dim=64", "train.model.mask_head_dim=32",
-               "train.model.mask_head_layers=1", "train.model.rpn_pre_nms_top_n_test=100",
-               "train.model.rpn_post_nms_top_n_test=20", "train.model.box_score_thresh=0.0",
+               "predict.model.arch=maskrcnn", "predict.model.backbone=mobilenet_v3_large_fpn",
+               "predict.model.num_classes=3", "predict.model.min_size=64", "predict.model.max_size=64",
+               "predict.model.fpn_channels=32", "predict.model.box_head_dim=64", "predict.model.mask_head_dim=32",
+               "predict.model.mask_head_layers=1", "predict.model.rpn_pre_nms_top_n_test=100",
+               "predict.model.rpn_post_nms_top_n_test=20", "predict.model.box_score_thresh=0.0",
                "predict.geometry.size=[64,64]", "predict.postprocess.score_threshold=0.0",
                "track.high_score=0.0", "track.new_track_score=0.0", "track.min_hits=1"])
     assert rc == 0

@@ -3,10 +3,10 @@
 ``--model`` is one of:
 
 * a training run folder/URI (``manifest.json`` + ``checkpoints/best.pt`` or ``latest.pt``): its
-  ``train.model`` config and checkpoint are used;
-* a checkpoint file (``.pt``/``.pth``): loaded into the network ``train.model.*`` describes;
+  ``train.model`` config (the network it trained) and checkpoint are used;
+* a checkpoint file (``.pt``/``.pth``): loaded into the network ``predict.model.*`` describes;
 * an architecture name (``fasterrcnn``, ``maskrcnn``, ``retinanet``, ``fcos``), optionally
-  ``ARCH:BACKBONE``: untrained unless ``train.model.weights=URI`` is given.
+  ``ARCH:BACKBONE``: untrained unless ``predict.model.weights=URI`` is given.
 
 ``--input`` is an image folder, a COCO annotation JSON (images under ``<root>/images`` or
 ``--images-root``), a video file or a folder of videos; local or ``s3://``. The predictions are
@@ -119,7 +119,7 @@ def run_predict(args: argparse.Namespace) -> int:
     else:  # a training run knows its dataset: model label k → its k-th sorted category id
         category_ids = run_categories(args.model)
         cats_uri = f"{args.model} (training dataset)" if category_ids else None
-    model_cfg, source = resolve_model(args.model, cfg.train.model, len(category_ids) if category_ids else None)
+    model_cfg, source = resolve_model(args.model, cfg.predict.model, len(category_ids) if category_ids else None)
     if model_cfg.task == "semantic":
         raise CliError("cvray predict runs detection / instance models; semantic models are evaluated "
                        "with cvray.evaluate.semantic")

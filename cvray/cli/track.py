@@ -164,7 +164,7 @@ def run_track_video(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args)
     category_ids = (sorted(int(c["id"]) for c in load_coco(args.categories)["categories"])
                     if args.categories else None)
-    model_cfg, source = resolve_model(args.model, cfg.train.model, len(category_ids) if category_ids else None)
+    model_cfg, source = resolve_model(args.model, cfg.predict.model, len(category_ids) if category_ids else None)
     predictor = Predictor(ModelFactory(model_cfg), postprocess_cfg=cfg.predict.postprocess,
                           category_ids=category_ids)
     with run_context("track", cfg, argv=getattr(args, "argv", None),

@@ -4,9 +4,8 @@ from __future__ import annotations
 from pydantic import Field
 
 from cvray.config import CvrayModel
-from cvray.evaluate.seg_post import SegPostConfig
 
-__all__ = ["EvalConfig", "ErrorConfig", "SemanticConfig", "InstanceErrorConfig", "CurveConfig"]
+__all__ = ["EvalConfig", "ErrorConfig", "InstanceErrorConfig", "CurveConfig"]
 
 
 class ErrorConfig(CvrayModel):
@@ -24,20 +23,16 @@ class CurveConfig(CvrayModel):
     thresholds: int = Field(101, ge=2, description="confidence grid points for the P/R-vs-confidence curve")
 
 
-class SemanticConfig(CvrayModel):
-    num_classes: int = Field(2, ge=1)
-    ignore_index: int | None = Field(255, description="GT label excluded from every metric")
-    boundary_tolerance_px: int = Field(2, ge=0, description="boundary F-score match distance (pixels)")
-
-
 class InstanceErrorConfig(CvrayModel):
+    """Thresholds of :mod:`cvray.evaluate.instance_errors` (built directly by its callers; not an
+    ``eval:`` key until a command runs instance-error analysis)."""
+
     match_iou: float = Field(0.5, gt=0, le=1, description="mask IoU for a correct instance")
     cover: float = Field(0.5, gt=0, le=1, description="fraction of a GT inside one prediction to count it as covered")
 
 
 class EvalConfig(CvrayModel):
+    """The ``eval:`` section: what ``cvray eval`` reads (error buckets, curves)."""
+
     errors: ErrorConfig = Field(default_factory=ErrorConfig)
     curves: CurveConfig = Field(default_factory=CurveConfig)
-    semantic: SemanticConfig = Field(default_factory=SemanticConfig)
-    instance: InstanceErrorConfig = Field(default_factory=InstanceErrorConfig)
-    seg_post: SegPostConfig = Field(default_factory=SegPostConfig)

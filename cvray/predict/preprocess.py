@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cvray.predict.config import GeometryConfig
+from cvray.predict.options import GeometryConfig
 from cvray.predict.geometry import Letterbox
 
 __all__ = ["preprocess_row", "preprocess_batch", "read_preprocess"]
