@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import tempfile
 
 from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
 
@@ -38,34 +37,8 @@ def register(sub) -> None:
     p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
 
 
-def synthesize(out: str, images: int, videos: int, seed: int, cfg) -> dict:
-    """Generate locally (a temp folder for S3 targets) and copy to ``out``; return the layout."""
-    from cvray.data.synth import make_coco, make_mot
-    from cvray.io import storage
-
-    s = cfg.synth
-    with tempfile.TemporaryDirectory(prefix="cvray-synth-") as tmp:
-        local = tmp if storage.is_s3(out) else storage.resolve(out)[1]
-        coco = make_coco(local, images, seed, image_size=tuple(s.image_size))
-        mot = make_mot(local, videos, seed, n_frames=s.frames, n_objects=s.objects_per_video,
-                       image_size=tuple(s.image_size)) if videos else {"sequences": []}
-        files = storage.upload_tree(tmp, out) if storage.is_s3(out) else None
-    result = {
-        "out": out,
-        "coco_root": storage.join(out, "coco"),
-        "images": images,
-        "splits": {k[len("images_"):]: v for k, v in coco["stats"].items() if k.startswith("images_")},
-        "annotations": coco["stats"].get("annotations"),
-        "videos": len(mot["sequences"]),
-        "mot_root": storage.join(out, "mot") if videos else None,
-        "seed": seed,
-    }
-    if files is not None:
-        result["files_uploaded"] = files
-    return result
-
-
 def cmd_synth(args: argparse.Namespace) -> int:
+    from cvray.data.synth import synthesize
     from cvray.runs import run_context
 
     cfg = load_cli_config(args)
@@ -75,7 +48,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if images < 1 or videos < 0:
         raise CliError("--images must be >= 1 and --videos >= 0")
     with run_context("data synth", cfg, argv=args.argv, seed=seed) as run:
-        result = synthesize(args.out, images, videos, seed, cfg)
+        result = synthesize(args.out, images, videos, seed, cfg.synth)
         run.summary.update(result)
     emit({**result, "run": run.id}, args, title="synthetic data")
     return 0

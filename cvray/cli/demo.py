@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from cvray.cli.data import synthesize
+    from cvray.data.synth import synthesize
     from cvray.data.workflows import coco_layout, ingest_coco
     from cvray.io import storage
     from cvray.runs import run_context
@@ -42,7 +42,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         stages = _later_stages(args)
         total = 2 + len(stages)
         con.print(f"[bold]1/{total}[/] synthetic data → {data_uri}")
-        synth = synthesize(data_uri, images, videos, cfg.seed, cfg)
+        synth = synthesize(data_uri, images, videos, cfg.seed, cfg.synth)
         summary["data"] = {"images": synth["images"], "videos": synth["videos"], "splits": synth["splits"]}
 
         con.print(f"[bold]2/{total}[/] ingest through Ray Data")

@@ -17,11 +17,11 @@ so ``--out`` is an error here that points to ``--root``.)
 from __future__ import annotations
 
 import argparse
-import os
 
 from cvray.cli.common import CliError, add_common_args, emit, load_cli_config, progress
+from cvray.predict.model_spec import run_categories
 
-__all__ = ["register", "run_predict", "resolve_model"]
+__all__ = ["register", "resolve_model", "run_categories", "run_predict"]
 
 
 def register(sub) -> None:
@@ -38,61 +38,14 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
 
-def run_categories(spec: str) -> list[int] | None:
-    """Sorted category ids of the dataset a training run was trained on (its manifest's
-    ``dataset.train`` annotations), or None when ``spec`` is not a run or they are unreadable."""
-    from cvray.data.coco import DatasetError, load_coco
-    from cvray.io import storage
-
-    man = storage.join(spec, "manifest.json")
-    if not storage.exists(man):
-        return None
-    ann = (storage.read_json(man).get("dataset") or {}).get("train")
-    if not ann:
-        return None
-    try:
-        return sorted(int(c["id"]) for c in load_coco(ann)["categories"])
-    except (DatasetError, storage.StorageError):
-        return None
-
-
 def resolve_model(spec: str, model_cfg, num_classes: int | None):
-    """(ModelConfig, source description) for the ``--model`` argument."""
-    from cvray.io import storage
-    from cvray.models import ModelConfig
+    """:func:`cvray.predict.model_spec.resolve_model`, its errors as usage errors (exit 2)."""
+    from cvray.predict.model_spec import ModelSpecError, resolve_model as _resolve
 
-    updates: dict = {}
-    if storage.exists(storage.join(spec, "manifest.json")):
-        manifest = storage.read_json(storage.join(spec, "manifest.json"))
-        raw = (manifest.get("config") or {}).get("train", {}).get("model")
-        if not raw:
-            raise CliError(f"{spec}: run manifest has no train.model config")
-        ckpt = next((storage.join(spec, "checkpoints", f"{n}.pt") for n in ("best", "latest")
-                     if storage.exists(storage.join(spec, "checkpoints", f"{n}.pt"))), None)
-        if ckpt is None:
-            raise CliError(f"{spec}: no checkpoints/best.pt or latest.pt in the run")
-        if raw.get("num_classes") is None:  # training fills it from the dataset at run time
-            if num_classes is None:
-                raise CliError(f"{spec}: the run's model has no num_classes; pass --categories COCO.json")
-            raw = {**raw, "num_classes": num_classes}
-        cfg = ModelConfig.model_validate({**raw, "weights": ckpt, "strict_weights": True})
-        return cfg, f"run {spec} ({os.path.basename(ckpt)})"
-    if spec.endswith((".pt", ".pth")):
-        if not storage.exists(spec):
-            raise CliError(f"{spec}: checkpoint file not found")
-        updates.update(weights=spec, strict_weights=True)
-    else:
-        arch, _, backbone = spec.partition(":")
-        updates["arch"] = arch
-        if backbone:
-            updates["backbone"] = backbone
-    if num_classes is not None and "num_classes" not in (model_cfg.model_fields_set or set()):
-        updates["num_classes"] = num_classes
     try:
-        cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **updates})
-    except Exception as exc:
-        raise CliError(f"--model {spec}: {exc}") from exc
-    return cfg, spec
+        return _resolve(spec, model_cfg, num_classes)
+    except ModelSpecError as exc:
+        raise CliError(str(exc)) from exc
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -11,9 +11,42 @@ Example::
 """
 from __future__ import annotations
 
+import tempfile
+from typing import Any
+
 from cvray.data.synth_coco import SPLITS, CocoSynthConfig, make_coco
 from cvray.data.synth_draw import SHAPE_NAMES
 from cvray.data.synth_mot import DetNoise, MotSynthConfig, make_mot
 
 __all__ = ["SHAPE_NAMES", "SPLITS", "CocoSynthConfig", "DetNoise", "MotSynthConfig",
-           "make_coco", "make_mot"]
+           "make_coco", "make_mot", "synthesize"]
+
+
+def synthesize(out: str, images: int, videos: int, seed: int, section: Any) -> dict[str, Any]:
+    """Generate a COCO (+ MOT when ``videos``) dataset at ``out`` and return its layout.
+
+    ``section`` is the ``synth`` config (image size, frames, objects per video). Data is generated
+    locally (a temporary folder for ``s3://`` targets, then uploaded), so the files are the same
+    wherever they land.
+    """
+    from cvray.io import storage
+
+    with tempfile.TemporaryDirectory(prefix="cvray-synth-") as tmp:
+        local = tmp if storage.is_s3(out) else storage.resolve(out)[1]
+        coco = make_coco(local, images, seed, image_size=tuple(section.image_size))
+        mot = make_mot(local, videos, seed, n_frames=section.frames, n_objects=section.objects_per_video,
+                       image_size=tuple(section.image_size)) if videos else {"sequences": []}
+        files = storage.upload_tree(tmp, out) if storage.is_s3(out) else None
+    result = {
+        "out": out,
+        "coco_root": storage.join(out, "coco"),
+        "images": images,
+        "splits": {k[len("images_"):]: v for k, v in coco["stats"].items() if k.startswith("images_")},
+        "annotations": coco["stats"].get("annotations"),
+        "videos": len(mot["sequences"]),
+        "mot_root": storage.join(out, "mot") if videos else None,
+        "seed": seed,
+    }
+    if files is not None:
+        result["files_uploaded"] = files
+    return result

@@ -1,0 +1,80 @@
+"""What ``--model`` names, as a :class:`~cvray.models.ModelConfig` (pure: storage reads, no Ray).
+
+``resolve_model(spec, model_cfg, num_classes)`` accepts
+
+* a training run folder/URI (``manifest.json`` + ``checkpoints/best.pt`` or ``latest.pt``): the
+  ``train.model`` config it trained and its checkpoint;
+* a checkpoint file (``.pt``/``.pth``): loaded into the network ``model_cfg`` describes
+  (``predict.model``);
+* an architecture name (``fasterrcnn``, ``maskrcnn``, ``retinanet``, ``fcos``), optionally
+  ``ARCH:BACKBONE``: untrained unless ``model_cfg.weights`` is given.
+
+Used by ``cvray predict`` and ``cvray track --video``.
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = ["ModelSpecError", "resolve_model", "run_categories"]
+
+
+class ModelSpecError(ValueError):
+    """``--model`` names nothing usable; the message names the spec and what is missing."""
+
+
+def run_categories(spec: str) -> list[int] | None:
+    """Sorted category ids of the dataset a training run was trained on (its manifest's
+    ``dataset.train`` annotations), or None when ``spec`` is not a run or they are unreadable."""
+    from cvray.data.coco import DatasetError, load_coco
+    from cvray.io import storage
+
+    man = storage.join(spec, "manifest.json")
+    if not storage.exists(man):
+        return None
+    ann = (storage.read_json(man).get("dataset") or {}).get("train")
+    if not ann:
+        return None
+    try:
+        return sorted(int(c["id"]) for c in load_coco(ann)["categories"])
+    except (DatasetError, storage.StorageError):
+        return None
+
+
+def resolve_model(spec: str, model_cfg, num_classes: int | None):
+    """(ModelConfig, source description) for the ``--model`` argument."""
+    from cvray.io import storage
+    from cvray.models import ModelConfig
+
+    updates: dict = {}
+    if storage.exists(storage.join(spec, "manifest.json")):
+        manifest = storage.read_json(storage.join(spec, "manifest.json"))
+        raw = (manifest.get("config") or {}).get("train", {}).get("model")
+        if not raw:
+            raise ModelSpecError(f"{spec}: run manifest has no train.model config")
+        ckpt = next((storage.join(spec, "checkpoints", f"{n}.pt") for n in ("best", "latest")
+                     if storage.exists(storage.join(spec, "checkpoints", f"{n}.pt"))), None)
+        if ckpt is None:
+            raise ModelSpecError(f"{spec}: no checkpoints/best.pt or latest.pt in the run")
+        if raw.get("num_classes") is None:  # training fills it from the dataset at run time
+            if num_classes is None:
+                raise ModelSpecError(f"{spec}: the run's model has no num_classes; give the categories "
+                                     "(--categories COCO.json)")
+            raw = {**raw, "num_classes": num_classes}
+        cfg = ModelConfig.model_validate({**raw, "weights": ckpt, "strict_weights": True})
+        return cfg, f"run {spec} ({os.path.basename(ckpt)})"
+    if spec.endswith((".pt", ".pth")):
+        if not storage.exists(spec):
+            raise ModelSpecError(f"{spec}: checkpoint file not found")
+        updates.update(weights=spec, strict_weights=True)
+    else:
+        arch, _, backbone = spec.partition(":")
+        updates["arch"] = arch
+        if backbone:
+            updates["backbone"] = backbone
+    if num_classes is not None and "num_classes" not in (model_cfg.model_fields_set or set()):
+        updates["num_classes"] = num_classes
+    try:
+        cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **updates})
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise ModelSpecError(f"--model {spec}: {exc}") from exc
+    return cfg, spec
