@@ -17,6 +17,17 @@ CORE = ("kalman", "matching", "track", "tracker", "records", "config", "io", "cm
         "diagnostics")
 
 
+
+def _calibrated(**kw) -> TrackConfig:
+    """ByteTrack's calibrated-score semantics (cvray's defaults before 2026-12-01, which now reads
+    scores by rank, see docs/tracking.md): these tests pin the association mechanics with
+    hand-set scores -- 0.9 high, 0.3 low, 0.05 dropped -- on streams too short to rank."""
+    base = dict(scores="raw", high_score=0.6, low_score=0.1, new_track_score=0.7, fuse_score=True,
+                match_max_cost=0.9, second_max_cost=0.9, tentative_max_cost=0.9, max_age=30,
+                age_per_hit=0.0)
+    base.update(kw)
+    return TrackConfig(**base)
+
 def test_cores_do_not_import_ray():
     root = Path(__file__).resolve().parents[1] / "cvray" / "track"
     for name in CORE + tuple(f"metrics/{p.stem}" for p in (root / "metrics").glob("*.py")):
@@ -189,7 +200,7 @@ def test_frame_output_others_stay_as_of_their_frame():
     give what it was at its own frame (the tracker's arrays change in place)."""
     frames = [Detections([_box(20 + 5 * t, 50), _box(200 - 5 * t, 90)], [0.9, 0.9 if t < 4 else 0.05])
               for t in range(10)]
-    eager, late = Tracker(TrackConfig()), Tracker(TrackConfig())
+    eager, late = Tracker(_calibrated()), Tracker(_calibrated())
     now = [eager.update(d).others for d in frames]
     outs = [late.update(d) for d in frames]
     for o, n in zip(outs, now):
@@ -296,18 +307,18 @@ def test_occlusion_gap_and_low_score_recovery():
                 out.append(Detections([box], [0.9]))
         return out
 
-    two = _run(Tracker(TrackConfig(min_hits=1)), frames())
+    two = _run(Tracker(_calibrated(min_hits=1)), frames())
     assert [len(o) for o in two] == [1] * 8 + [0] * 2 + [1] * 4
     assert {int(o.ids[0]) for o in two if len(o)} == {1}
     assert two[5].scores[0] == pytest.approx(0.3)  # matched to the low-score detection
 
-    one = _run(Tracker(TrackConfig(min_hits=1, two_stage=False)), frames())
+    one = _run(Tracker(_calibrated(min_hits=1, two_stage=False)), frames())
     assert [len(o) for o in one] == [1] * 5 + [0] * 5 + [1] * 4
     assert {int(o.ids[0]) for o in one if len(o)} == {1}   # still re-found after the gap
 
 
 def test_lost_track_deleted_after_max_age_scaled_by_frame_rate():
-    cfg = TrackConfig(min_hits=1, max_age=30)           # 30 frames at 30 fps = 1 s
+    cfg = _calibrated(min_hits=1, max_age=30)           # 30 frames at 30 fps = 1 s
     assert cfg.max_age_frames(10) == 10
     det = Detections([_box(50, 50)], [0.9])
     tr = Tracker(cfg, frame_rate=10)
@@ -337,7 +348,7 @@ def test_tentative_needs_min_hits_and_dies_when_missed():
 
 
 def test_new_track_score_and_gating():
-    cfg = TrackConfig(min_hits=1, new_track_score=0.7, gating="mahalanobis")
+    cfg = _calibrated(min_hits=1, new_track_score=0.7, gating="mahalanobis")
     tr = Tracker(cfg)
     assert len(tr.update(Detections([_box(50, 50)], [0.65]))) == 0   # high but below new-track
     tr = Tracker(cfg)
@@ -360,7 +371,7 @@ def test_appearance_resolves_ambiguous_swap(cfg_kw):
     """Two same-size objects exchange positions between frames (IoU can't tell them apart):
     with embeddings carried by the detections the ids follow appearance."""
     e1, e2 = np.array([1.0, 0.0]), np.array([0.0, 1.0])
-    cfg = TrackConfig(min_hits=1, **cfg_kw)
+    cfg = _calibrated(min_hits=1, **cfg_kw)
     tr = Tracker(cfg)
     a, b = _box(50, 50), _box(56, 50)
     tr.update(Detections([a, b], [0.9, 0.9], embeddings=np.stack([e1, e2])))
@@ -369,7 +380,7 @@ def test_appearance_resolves_ambiguous_swap(cfg_kw):
 
 
 def test_association_log_and_tracks_table():
-    cfg = TrackConfig(min_hits=1, log_associations=True)
+    cfg = _calibrated(min_hits=1, log_associations=True)
     tr = Tracker(cfg)
     outs = _run(tr, [([_box(50, 50), _box(150, 50)], [0.9, 0.9]),
                      ([_box(52, 50), _box(150, 50)], [0.9, 0.3])])

@@ -18,8 +18,12 @@ class KalmanConfig(CvrayModel):
     """Noise of the constant-velocity filter, relative to box size (ByteTrack/BoT-SORT values)."""
 
     std_weight_position: float = Field(1.0 / 20, gt=0, description="position std per unit of box size")
-    std_weight_velocity: float = Field(1.0 / 40, gt=0, description="velocity std per unit of box size "
-                                       "(ByteTrack: 1/160; 1/40 follows fast objects, see docs/tracking.md)")
+    std_weight_velocity: float = Field(0.003, gt=0, description="velocity std per unit of box size at the "
+                                       "track's reference_fps (ByteTrack: 1/160; see docs/tracking.md)")
+    velocity_fps_power: float = Field(1.0, ge=0, description="std_weight_velocity is scaled by "
+                                      "(reference_fps / fps) ** this (slower video, more change per frame)")
+    nsa: bool = Field(True, description="NSA Kalman: measurement noise times (1 - detection score)")
+    nsa_floor: float = Field(0.05, ge=0, le=1, description="NSA: smallest noise factor (score-1 detections)")
 
 
 class AppearanceConfig(CvrayModel):
@@ -69,24 +73,40 @@ class DiagnosticsConfig(CvrayModel):
 class TrackConfig(CvrayModel):
     """Tracker thresholds. Scores are detector confidences, costs are distances in [0, 1]."""
 
-    high_score: float = Field(0.6, ge=0, le=1, description="detections >= this enter the first association")
-    low_score: float = Field(0.1, ge=0, le=1, description="detections in [low, high) enter the second one")
-    new_track_score: float = Field(0.7, ge=0, le=1, description="unmatched high detections >= this start tracks")
+    scores: Literal["rank", "quantile", "minmax", "raw"] = Field(
+        "rank", description="how detector scores are read before the thresholds below (rank: dense rank "
+        "among the sequence's score values, any scale; quantile: empirical CDF; minmax; raw: calibrated "
+        "[0, 1]; see cvray/track/scores.py)")
+    high_score: float = Field(0.2, ge=0, le=1, description="detections >= this enter the first association")
+    low_score: float = Field(0.0, ge=0, le=1, description="detections in [low, high) enter the second one")
+    new_track_score: float = Field(0.3, ge=0, le=1, description="unmatched high detections >= this start tracks")
+    oru: bool = Field(False, description="OC-SORT observation-centric re-update of a track re-found "
+                      "after missed frames (virtual trajectory from its last observation)")
+    ocr: bool = Field(False, description="OC-SORT observation-centric recovery: unmatched tracks' last "
+                      "observed boxes vs leftover high detections")
+    ocr_max_cost: float = Field(0.9, gt=0, le=1, description="recovery stage: max 1-IoU with the last observation")
     two_stage: bool = Field(True, description="associate low-score detections in a second stage (BYTE)")
     second_includes_lost: bool = Field(True, description="lost tracks also take part in the second "
                                        "association (ByteTrack: only tracks tracked in the last frame)")
-    match_max_cost: float = Field(0.9, gt=0, description="first association: no match above this cost")
-    second_max_cost: float = Field(0.9, gt=0, description="second association (IoU only): max 1-IoU")
-    tentative_max_cost: float = Field(0.9, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
+    match_max_cost: float = Field(0.8, gt=0, description="first association: no match above this cost")
+    second_max_cost: float = Field(0.5, gt=0, description="second association (IoU only): max 1-IoU")
+    tentative_max_cost: float = Field(0.5, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
+    iou_buffer: float = Field(0.0, ge=0, description="C-BIoU: boxes widened by this fraction of their size "
+                              "on each side before IoU (0: plain IoU)")
     gating: Literal["none", "mahalanobis", "iou", "centre"] = Field(
         "iou", description="pairs failing the gate are never matched (iou: no overlap)")
     mahalanobis_gate: float = Field(9.4877, gt=0, description="chi-square 0.95 quantile, 4 dof")
     centre_gate: float = Field(2.0, gt=0, description="centre distance gate in units of track box diagonal")
+    confirm_score: float = Field(1.01, ge=0, le=1.01, description="new tracks from detections >= this are "
+                                 "confirmed at once (> 1: never; they wait for min_hits)")
     min_hits: int = Field(2, ge=1, description="tentative -> confirmed after this many matched frames "
                           "(2: ByteTrack activates a new track on its second match)")
-    max_age: int = Field(30, ge=1, description="lost tracks are deleted after this many frames at 30 fps")
+    max_age: int = Field(60, ge=1, description="lost tracks are deleted after this many frames at 30 fps")
+    age_per_hit: float = Field(1.0, ge=0, description="a lost track lives at most this many frames per "
+                               "matched frame (capped by max_age; 0: off)")
+    freeze_lost: bool = Field(False, description="lost tracks stay where last seen (no coasting)")
     reference_fps: float = Field(30.0, gt=0, description="frame rate at which max_age is given")
-    fuse_score: bool = Field(True, description="multiply IoU similarity by detection score (ByteTrack)")
+    fuse_score: bool = Field(False, description="multiply IoU similarity by detection score (ByteTrack)")
     per_class: bool = Field(False, description="only match detections and tracks of the same class")
     output_tentative: bool = Field(False, description="also output tentative tracks")
     output_box: Literal["kalman", "detection"] = Field(
@@ -96,6 +116,11 @@ class TrackConfig(CvrayModel):
     appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
     cmc: CMCConfig = Field(default_factory=CMCConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+
+    def kalman_velocity_std(self, frame_rate: float) -> float:
+        """``kalman.std_weight_velocity`` at the sequence's frame rate (slower video, larger
+        velocity change per frame)."""
+        return self.kalman.std_weight_velocity * (self.reference_fps / frame_rate) ** self.kalman.velocity_fps_power
 
     def max_age_frames(self, frame_rate: float) -> int:
         """``max_age`` scaled from ``reference_fps`` to the sequence's frame rate."""

@@ -74,8 +74,9 @@ class KalmanFilter:
     def predict_state(self, state: np.ndarray) -> np.ndarray:
         return self.pack(*self.predict(*self.unpack(state)))
 
-    def update_state(self, state: np.ndarray, measurement: np.ndarray) -> np.ndarray:
-        return self.pack(*self.update(*self.unpack(state), measurement))
+    def update_state(self, state: np.ndarray, measurement: np.ndarray,
+                     r_scale: np.ndarray | None = None) -> np.ndarray:
+        return self.pack(*self.update(*self.unpack(state), measurement, r_scale))
 
     def gating_state(self, state: np.ndarray, measurements: np.ndarray) -> np.ndarray:
         return self.gating_distance(*self.unpack(state), measurements)
@@ -111,21 +112,25 @@ class KalmanFilter:
         out[:, idx, idx] += q
         return mean, out
 
-    def project(self, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Measurement-space mean (N, 4) and innovation covariance ``S = H P H^T + R`` (N, 4, 4)."""
+    def project(self, mean: np.ndarray, cov: np.ndarray, r_scale: np.ndarray | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Measurement-space mean (N, 4) and innovation covariance ``S = H P H^T + R`` (N, 4, 4);
+        ``r_scale`` (N,) multiplies each row's ``R`` (NSA Kalman: ``1 - confidence``)."""
         r = (self.std_pos * self._wh4(mean)) ** 2
+        if r_scale is not None:
+            r = r * np.asarray(r_scale)[:, None]
         s = cov[:, :_NDIM, :_NDIM].copy()
         idx = np.arange(_NDIM)
         s[:, idx, idx] += r
         return mean[:, :_NDIM].copy(), s
 
-    def update(self, mean: np.ndarray, cov: np.ndarray, measurement: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def update(self, mean: np.ndarray, cov: np.ndarray, measurement: np.ndarray,
+               r_scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Correct each track with its measurement (row i with row i)."""
         if len(mean) == 0:
             return mean, cov
         z = np.asarray(measurement, dtype=np.float64).reshape(-1, _NDIM)
-        proj_mean, s = self.project(mean, cov)
+        proj_mean, s = self.project(mean, cov, r_scale)
         pht = cov[:, :, :_NDIM]                                   # P H^T  (N, 8, 4)
         # K = P H^T S^-1; S is symmetric, so K^T = solve(S, (P H^T)^T)
         gain = np.linalg.solve(s, pht.transpose(0, 2, 1)).transpose(0, 2, 1)
@@ -203,11 +208,16 @@ class AxisKalmanFilter(KalmanFilter):
         ``vv' = vv + q_v``, with ``q`` from the size before the step (as the full filter)."""
         return state @ self._A + np.square(state[:, 2:4]) @ self._B
 
-    def _innovation_var(self, state: np.ndarray) -> np.ndarray:
-        """Diagonal of ``S = H P H^T + R`` (N, 4): ``pp + std_pos^2 * (w, h, w, h)^2``."""
-        return state[:, 2 * _NDIM:3 * _NDIM] + np.square(state[:, 2:4]) @ self._R
+    def _innovation_var(self, state: np.ndarray, r_scale: np.ndarray | None = None) -> np.ndarray:
+        """Diagonal of ``S = H P H^T + R`` (N, 4): ``pp + std_pos^2 * (w, h, w, h)^2`` (``R``
+        times ``r_scale`` per row when given)."""
+        r = np.square(state[:, 2:4]) @ self._R
+        if r_scale is not None:
+            r *= np.asarray(r_scale)[:, None]
+        return state[:, 2 * _NDIM:3 * _NDIM] + r
 
-    def update_state(self, state: np.ndarray, measurement: np.ndarray) -> np.ndarray:
+    def update_state(self, state: np.ndarray, measurement: np.ndarray,
+                     r_scale: np.ndarray | None = None) -> np.ndarray:
         """Gains ``k_p = pp / s``, ``k_v = pv / s`` with ``s = pp + r``; ``P' = P - K S K^T``:
         ``pp' = pp (1 - k_p)``, ``pv' = pv (1 - k_p)``, ``vv' = vv - k_v pv``."""
         # state' = state - G * V with, per block of 4, G = (k_p, k_v, k_p, k_p, k_v) and
@@ -215,7 +225,7 @@ class AxisKalmanFilter(KalmanFilter):
         n = _NDIM
         z = np.asarray(measurement, dtype=np.float64).reshape(-1, n)
         m = len(state)
-        s = self._innovation_var(state)
+        s = self._innovation_var(state, r_scale)
         gain = state[:, 2 * n:4 * n].reshape(m, 2, n) / s[:, None, :]     # (k_p, k_v)
         g = gain[:, _GAIN_BLOCKS].reshape(m, 5 * n)
         v = state[:, _V_TERMS]                                             # (x, x, pp, pv, pv)
@@ -251,12 +261,12 @@ class AxisKalmanFilter(KalmanFilter):
     def predict(self, mean, cov):
         return self.unpack(self.predict_state(self.pack(mean, cov)))
 
-    def update(self, mean, cov, measurement):
-        return self.unpack(self.update_state(self.pack(mean, cov), measurement))
+    def update(self, mean, cov, measurement, r_scale=None):
+        return self.unpack(self.update_state(self.pack(mean, cov), measurement, r_scale))
 
-    def project(self, mean, cov):
+    def project(self, mean, cov, r_scale=None):
         """Measurement-space mean (N, 4) and the diagonal of ``S`` (N, 4) (S is diagonal here)."""
-        return mean[:, :_NDIM].copy(), self._innovation_var(self.pack(mean, cov))
+        return mean[:, :_NDIM].copy(), self._innovation_var(self.pack(mean, cov), r_scale)
 
     def gating_distance(self, mean, cov, measurements):
         return self.gating_state(self.pack(mean, cov), measurements)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["box_iou", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score", "iou_distance",
+__all__ = ["box_iou", "buffer_boxes", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score", "iou_distance",
            "linear_assignment", "min_fuse_cost", "solve", "solve_similarity"]
 
 _EMPTY = np.zeros(0, np.int64)
@@ -37,6 +37,14 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     np.maximum(union, np.finfo(np.float64).tiny, out=union)   # empty union: IoU 0 (iw is 0 there)
     iw /= union
     return iw
+
+
+def buffer_boxes(xyxy: np.ndarray, b: float) -> np.ndarray:
+    """xyxy boxes widened by ``b`` times their width (height) on the left and right (top and
+    bottom): C-BIoU's buffered box, ``w' = (1 + 2b) w``."""
+    xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    pad = (xyxy[:, 2:] - xyxy[:, :2]) * b
+    return xyxy + np.concatenate([-pad, pad], axis=1)
 
 
 def iou_distance(tracks_xyxy: np.ndarray, dets_xyxy: np.ndarray) -> np.ndarray:

@@ -44,6 +44,8 @@ def track_mot_rows(det_rows: np.ndarray, *, config: TrackConfig | None = None,
     """
     config = config or TrackConfig()
     tracker = tracker or build_tracker(config, frame_rate)
+    if len(det_rows):
+        tracker.fit_scores(det_rows[:, 6])         # the whole sequence's score distribution
     by_frame = split_frames(det_rows)
     last = max([num_frames or 0, *by_frame.keys()], default=0)
     needs_pixels = load_image is not None and (tracker.extractor is not None or tracker.cmc is not None)

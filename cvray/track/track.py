@@ -41,7 +41,8 @@ class TrackSet:
 
     ``info`` (N, 6) int64 holds the integer fields (columns :data:`ID` ... :data:`START`),
     ``kf_state`` the Kalman mean and covariance packed by the filter, ``score`` the last matched
-    detection score, ``embedding`` the appearance gallery (None until a track has one). Few arrays
+    detection score, ``obs`` the last matched measurement ``(cx, cy, w, h)`` and ``kf_last`` the
+    filter state right after that match (OC-SORT's re-update starts from both), ``embedding`` the appearance gallery (None until a track has one). Few arrays
     means few operations to add, drop or gather tracks -- a tracker's per-frame cost is mostly the
     number of numpy calls, not their size.
     """
@@ -55,6 +56,8 @@ class TrackSet:
         self.info = np.zeros((0, 6), np.int64)
         self.kf_state = np.zeros((0, self.state_dim))
         self.score = np.zeros(0)
+        self.obs = np.zeros((0, 4))
+        self.kf_last = np.zeros((0, self.state_dim))
         self.embedding: np.ndarray | None = None
         self.has_embedding: np.ndarray | None = None
 
@@ -70,12 +73,14 @@ class TrackSet:
     start_frame = property(lambda self: self.info[:, START])
 
     def add(self, kf_state: np.ndarray, score: np.ndarray, cls: np.ndarray, frame: int,
-            confirmed: bool, embedding: np.ndarray | None = None) -> np.ndarray:
-        """Start tracks from packed Kalman states; returns their new ids."""
+            confirmed: bool | np.ndarray, embedding: np.ndarray | None = None,
+            obs: np.ndarray | None = None) -> np.ndarray:
+        """Start tracks from packed Kalman states (``obs``: their first measurements, cxcywh);
+        returns their new ids."""
         n = len(kf_state)
         info = np.empty((n, 6), np.int64)
         info[:, ID] = np.arange(self.next_id, self.next_id + n)
-        info[:, STATE] = CONFIRMED if confirmed else TENTATIVE
+        info[:, STATE] = np.where(confirmed, CONFIRMED, TENTATIVE)   # bool or one per track
         info[:, HITS] = 1
         info[:, SINCE] = 0
         info[:, CLS] = cls
@@ -85,6 +90,8 @@ class TrackSet:
         self.info = np.concatenate([self.info, info])
         self.kf_state = np.concatenate([self.kf_state, kf_state])
         self.score = np.concatenate([self.score, score])
+        self.obs = np.concatenate([self.obs, kf_state[:, :4] if obs is None else obs])
+        self.kf_last = np.concatenate([self.kf_last, kf_state])
         if embedding is not None and self.embedding is None:
             self.embedding = np.zeros((n_old, embedding.shape[1]), np.float32)
             self.has_embedding = np.zeros(n_old, bool)
@@ -95,11 +102,16 @@ class TrackSet:
             self.has_embedding = np.concatenate([self.has_embedding, np.full(n, embedding is not None)])
         return info[:, ID]
 
-    def step(self, matched_rows: np.ndarray, min_hits: int, max_age: int) -> np.ndarray | None:
+    def step(self, matched_rows: np.ndarray, min_hits: int, max_age: int, *, age_per_hit: float = 0.0,
+             freeze_lost: bool = False) -> np.ndarray | None:
         """Lifecycle after a frame's association, for all tracks at once: matched rows count a hit
         (tentative -> confirmed at ``min_hits``, lost -> confirmed), missed ones go confirmed ->
         lost, tentative -> deleted, lost for more than ``max_age`` frames -> deleted. Deleted rows
-        are dropped; returns the boolean mask of rows kept (``None`` when all are)."""
+        are dropped; returns the boolean mask of rows kept (``None`` when all are).
+
+        ``age_per_hit > 0`` caps a track's ``max_age`` at ``age_per_hit`` frames per matched frame
+        (a track seen twice is not kept as long as one seen for seconds); ``freeze_lost`` stops
+        lost tracks where they were last seen instead of coasting at their velocity."""
         info = self.info
         n = len(info)
         if n == 0:
@@ -110,18 +122,20 @@ class TrackSet:
         info[matched_rows, SINCE] = 0
         # (boolean index arrays would act as masks: view them as 0/1 integers)
         new = _NEXT[info[:, STATE], matched.view(np.uint8), (info[:, HITS] >= min_hits).view(np.uint8),
-                    (info[:, SINCE] > max_age).view(np.uint8)]
+                    (info[:, SINCE] > (max_age if age_per_hit <= 0
+                                       else np.minimum(max_age, age_per_hit * info[:, HITS]))).view(np.uint8)]
         info[:, STATE] = new
         # a lost track coasts at constant position velocity but stops growing (ByteTrack zeroes
         # the size velocity of lost tracks before each prediction; once is the same: the
         # prediction leaves velocities unchanged and lost tracks get no update)
         lost = (new == LOST).nonzero()[0]
         if len(lost):
-            self.kf_state[lost, 6:8] = 0.0
+            self.kf_state[lost, 4 if freeze_lost else 6:8] = 0.0
         keep = new != DELETED
         if np.count_nonzero(keep) == n:
             return None
         self.info, self.kf_state, self.score = info[keep], self.kf_state[keep], self.score[keep]
+        self.obs, self.kf_last = self.obs[keep], self.kf_last[keep]
         if self.embedding is not None:
             self.embedding, self.has_embedding = self.embedding[keep], self.has_embedding[keep]
         return keep

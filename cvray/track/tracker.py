@@ -19,8 +19,9 @@ import numpy as np
 
 from cvray.track import matching
 from cvray.track.config import TrackConfig
-from cvray.track.kalman import AxisKalmanFilter, KalmanFilter, xyxy_to_cxcywh
+from cvray.track.kalman import AxisKalmanFilter, KalmanFilter, cxcywh_to_xyxy, xyxy_to_cxcywh
 from cvray.track.records import Detections, FrameTracks
+from cvray.track.scores import ScoreModel
 from cvray.track.track import CLS, CONFIRMED, ID, LOST, SINCE, STATE, STATE_NAMES, TENTATIVE, TrackSet
 
 __all__ = ["Tracker"]
@@ -51,10 +52,11 @@ class Tracker:
         # per-coordinate filter (same numbers, far fewer operations) unless a camera-motion warp
         # will couple the coordinates
         kf_cls = KalmanFilter if cmc is not None else AxisKalmanFilter
-        self.kf = kf_cls(self.cfg.kalman.std_weight_position, self.cfg.kalman.std_weight_velocity)
+        self.kf = kf_cls(self.cfg.kalman.std_weight_position, self.cfg.kalman_velocity_std(self.frame_rate))
         self.extractor = extractor
         self.cmc = cmc
         self.tracks = TrackSet(state_dim=self.kf.state_dim)
+        self.score_model = ScoreModel(self.cfg.scores)
         # the default association when no appearance is in play: IoU gate, no class gate, no log
         self._plain = (self.cfg.gating == "iou" and not self.cfg.per_class
                        and not self.cfg.log_associations)
@@ -63,10 +65,16 @@ class Tracker:
     def reset(self) -> None:
         """Forget all tracks and restart ids and the frame counter (new sequence)."""
         self.tracks.reset()
+        self.score_model.reset()
         self.frame = 0
         self.association_log: list[dict[str, Any]] = []
         if self.cmc is not None:
             self.cmc.reset()
+
+    def fit_scores(self, scores: np.ndarray) -> None:
+        """Rank this sequence's detections against all of its scores (``track.scores``; see
+        :mod:`cvray.track.scores`). Without it a stream is ranked against the scores seen so far."""
+        self.score_model.fit(scores)
 
     # -- one association stage -------------------------------------------------------------
     def _associate(self, trk: np.ndarray, det_idx: np.ndarray, sim_all: np.ndarray, iou_all: np.ndarray,
@@ -147,7 +155,8 @@ class Tracker:
         self.frame += 1
         if dets.embeddings is None and self.extractor is not None and image is not None and len(dets):
             dets.embeddings = self.extractor(image, dets.boxes)
-        scores, boxes = dets.scores, dets.boxes
+        # scores on the tracker's [0, 1] scale (track.scores); outputs keep the detector's own
+        scores, boxes = self.score_model(dets.scores), dets.boxes
 
         # Step 1: predict every track one frame ahead (lost tracks keep moving but stop growing),
         # then warp the predictions by the camera motion between the previous and this frame.
@@ -164,7 +173,13 @@ class Tracker:
             if n_old:
                 T.kf_state = kf.pack(*self.cmc.apply(warp, *kf.unpack(T.kf_state)))
         prior = T.xyxy()
-        iou_all = matching.box_iou(prior, boxes)
+        if cfg.iou_buffer > 0:
+            # C-BIoU (Yang et al. 2023): both boxes widened by iou_buffer of their size on each
+            # side, so a fast object still overlaps its prediction
+            iou_all = matching.box_iou(matching.buffer_boxes(prior, cfg.iou_buffer),
+                                       matching.buffer_boxes(boxes, cfg.iou_buffer))
+        else:
+            iou_all = matching.box_iou(prior, boxes)
         sim_all = iou_all * scores if cfg.fuse_score else iou_all
 
         # Step 2: split detections by score (BYTE): high ones drive the first association,
@@ -191,9 +206,25 @@ class Tracker:
                                          stage="second", max_cost=cfg.second_max_cost,
                                          use_appearance=False, fuse_score=False)
 
-        # Step 5: tentative tracks (seen once) vs the high detections left over.
+        # Step 4b (OC-SORT's observation-centric recovery): tracks still unmatched vs the high
+        # detections left over, by IoU with the track's *last observed* box instead of its
+        # prediction (a prediction that drifted during an occlusion no longer overlaps).
         det_free = high
         det_free[c1] = False
+        r4 = c4 = _EMPTY
+        if cfg.ocr and n_old > len(r1) + len(r2) and det_free.any():
+            left = ~tentative
+            left[r1] = False
+            left[r2] = False
+            trk4, det4 = left.nonzero()[0], det_free.nonzero()[0]
+            if len(trk4):
+                iou4 = matching.box_iou(cxcywh_to_xyxy(T.obs[trk4]), boxes[det4])
+                rr, cc = matching.solve_similarity(iou4, 1.0 - cfg.ocr_max_cost)
+                r4, c4 = trk4[rr], det4[cc]
+                det_free[c4] = False
+                r1, c1 = np.concatenate([r1, r4]), np.concatenate([c1, c4])
+
+        # Step 5: tentative tracks (seen once) vs the high detections left over.
         r3 = c3 = _EMPTY
         tent_idx = tentative.nonzero()[0]
         if len(tent_idx):
@@ -211,13 +242,27 @@ class Tracker:
         det_of = np.empty(n_old, np.int64)
         det_of.fill(-1)
         if len(rows):
-            T.kf_state[rows] = kf.update_state(T.kf_state[rows], xyxy_to_cxcywh(boxes[cols]))
-            T.score[rows] = scores[cols]
+            z = xyxy_to_cxcywh(boxes[cols])
+            # NSA Kalman (Du et al. 2023): measurement noise scaled by (1 - confidence)
+            r_scale = (np.maximum(1.0 - scores[cols], cfg.kalman.nsa_floor)
+                       if cfg.kalman.nsa else None)
+            new_state = kf.update_state(T.kf_state[rows], z, r_scale)
+            if cfg.oru:
+                gap = info[rows, SINCE]
+                back = (gap > 1).nonzero()[0]
+                if len(back):
+                    new_state[back] = self._reupdate(T.kf_last[rows[back]], T.obs[rows[back]], z[back],
+                                                     gap[back])
+                T.kf_last[rows] = new_state
+            T.kf_state[rows] = new_state
+            T.obs[rows] = z
+            T.score[rows] = dets.scores[cols]
             det_of[rows] = cols
             if dets.embeddings is not None:
                 hr, hc = np.concatenate([r1, r3]), np.concatenate([c1, c3])
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
-        keep = T.step(rows, cfg.min_hits, self.max_age)
+        keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
+                      freeze_lost=cfg.freeze_lost)
         if keep is not None:
             det_of, prior = det_of[keep], prior[keep]
 
@@ -226,12 +271,26 @@ class Tracker:
         new = (det_free & (scores >= cfg.new_track_score)).nonzero()[0]
         if len(new):
             n_kept = len(T)
-            T.add(kf.initiate_state(xyxy_to_cxcywh(boxes[new])), scores[new], dets.classes[new],
-                  self.frame, confirmed=self.frame == 1 or cfg.min_hits <= 1,
-                  embedding=None if dets.embeddings is None else dets.embeddings[new])
+            z_new = xyxy_to_cxcywh(boxes[new])
+            T.add(kf.initiate_state(z_new), dets.scores[new], dets.classes[new],
+                  self.frame, confirmed=(self.frame == 1 or cfg.min_hits <= 1
+                                         or scores[new] >= cfg.confirm_score),
+                  embedding=None if dets.embeddings is None else dets.embeddings[new], obs=z_new)
             det_of = np.concatenate([det_of, new])
             prior = np.concatenate([prior, T.xyxy(slice(n_kept, None))])
         return self._output(det_of, prior, boxes)
+
+    def _reupdate(self, state: np.ndarray, z0: np.ndarray, z1: np.ndarray, gap: np.ndarray) -> np.ndarray:
+        """OC-SORT's observation-centric re-update: a track re-found after ``gap`` frames is rolled
+        forward again from its state at the last match (``state``, observation ``z0``), updated
+        with a virtual observation on the straight line to the new one ``z1`` in every missed
+        frame, so the velocity that drifted during the occlusion is replaced by the observed one."""
+        kf, s = self.kf, state.copy()
+        for k in range(1, int(gap.max()) + 1):
+            act = (gap >= k).nonzero()[0]
+            zk = z0[act] + (z1[act] - z0[act]) * (k / gap[act])[:, None]
+            s[act] = kf.update_state(kf.predict_state(s[act]), zk)
+        return s
 
     def _output(self, det_of: np.ndarray, prior: np.ndarray, det_boxes: np.ndarray) -> FrameTracks:
         T = self.tracks
