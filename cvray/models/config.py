@@ -16,7 +16,7 @@ DETECTION_ARCHS = ("fasterrcnn", "maskrcnn", "retinanet", "fcos")
 SEMANTIC_ARCHS = ("deeplabv3", "fcn", "lraspp")
 
 Arch = Literal["fasterrcnn", "maskrcnn", "retinanet", "fcos", "deeplabv3", "fcn", "lraspp"]
-Backbone = Literal["resnet50_fpn", "mobilenet_v3_large_fpn", "resnet50", "resnet101", "mobilenet_v3_large"]
+Backbone = Literal["resnet50_fpn", "mobilenet_v3_large_fpn", "small_resnet_fpn", "resnet50", "resnet101", "mobilenet_v3_large"]
 
 
 class ModelConfig(CvrayModel):
@@ -60,6 +60,9 @@ class ModelConfig(CvrayModel):
     box_head_dim: int = Field(default=1024, ge=8)
     mask_head_dim: int = Field(default=256, ge=8)
     mask_head_layers: int = Field(default=4, ge=1)
+    # small_resnet_fpn (the demo/CPU backbone): stem + 4 stage widths, basic blocks per stage
+    backbone_widths: tuple[int, int, int, int, int] = (32, 48, 64, 96, 128)
+    backbone_blocks: int = Field(default=1, ge=0)
     box_score_thresh: float = Field(default=0.05, ge=0.0, le=1.0)
     detections_per_img: int = Field(default=100, ge=1)
     # Semantic segmentation
@@ -85,7 +88,10 @@ class ModelConfig(CvrayModel):
         fpn = self.backbone.endswith("_fpn")
         if self.arch in DETECTION_ARCHS and not fpn:
             raise ValueError(f"model.arch={self.arch} needs an FPN backbone "
-                             f"(resnet50_fpn or mobilenet_v3_large_fpn), got {self.backbone}")
+                             f"(resnet50_fpn, mobilenet_v3_large_fpn or small_resnet_fpn), got {self.backbone}")
+        if self.backbone == "small_resnet_fpn" and self.weights_backbone is not None:
+            raise ValueError("model.backbone=small_resnet_fpn is the demo/CPU backbone and has no "
+                             "pretrained weights; use resnet50_fpn with model.weights_backbone")
         if self.arch in SEMANTIC_ARCHS and fpn:
             raise ValueError(f"model.arch={self.arch} takes a plain backbone "
                              f"(resnet50, resnet101, mobilenet_v3_large), got {self.backbone}")

@@ -25,6 +25,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
 from cvray.models.config import ModelConfig
+from cvray.models.cpu_backbone import SmallResNet
 from cvray.models.semantic import SemanticSegmenter
 from cvray.models.weights import load_into
 
@@ -89,6 +90,14 @@ def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFP
         extra = LastLevelP6P7(C, C) if one_stage else LastLevelMaxPool()
         strides = [16, 32] + ([64, 128] if one_stage else [64])
         return BackboneWithFPN(feats, layers, in_ch, C, extra_blocks=extra), strides
+    if cfg.backbone == "small_resnet_fpn":
+        body = SmallResNet(tuple(cfg.backbone_widths), cfg.backbone_blocks, norm=norm)
+        returned = [2, 3, 4] if one_stage else [1, 2, 3, 4]
+        layers = {f"layer{k}": str(i) for i, k in enumerate(returned)}
+        in_ch = [body.out_channels_list[k - 1] for k in returned]
+        extra = LastLevelP6P7(C, C) if one_stage else LastLevelMaxPool()
+        strides = [2 ** (k + 1) for k in returned] + ([64, 128] if one_stage else [64])
+        return BackboneWithFPN(body, layers, in_ch, C, extra_blocks=extra), strides
     raise ValueError(f"model.backbone={cfg.backbone} is not a detection (FPN) backbone")
 
 

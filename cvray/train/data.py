@@ -120,7 +120,7 @@ def record_to_target(rec: dict, cats: CategoryMap, *, task: str = "instance",
         "image_id": torch.tensor(int(rec["image_id"])),
     }
     if task == "instance":
-        target["masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, h, w), torch.uint8)
+        target["masks"] = torch.from_numpy(np.stack(masks)) if masks else torch.zeros((0, h, w), dtype=torch.uint8)
     return target
 
 
