@@ -77,7 +77,7 @@ def main() -> None:
 
     from cvray.predict.config import GeometryConfig, PostprocessConfig, PredictConfig
     from cvray.predict.engine import ModelFactory, Predictor
-    from cvray.predict.pipeline import predict_ray
+    from cvray.predict.distributed import predict_ray
     from cvray.predict.preprocess import preprocess_row
     from cvray.predict.sources import list_units, read_unit
     from cvray.runs import start_run

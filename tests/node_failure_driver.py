@@ -17,7 +17,7 @@ def main(work: str) -> int:
 
     from cvray.predict.config import GeometryConfig, PostprocessConfig, PredictConfig
     from cvray.predict.engine import ModelFactory
-    from cvray.predict.pipeline import predict_ray
+    from cvray.predict.distributed import predict_ray
     from cvray.predict.sources import list_units
     from cvray.runs import start_run
     from predict_helpers import tiny_model_config, write_images

@@ -11,7 +11,7 @@ import pytest
 from cvray.io import storage
 from cvray.predict.config import GeometryConfig, PostprocessConfig, PredictConfig
 from cvray.predict.engine import ModelFactory, Predictor, predict_local
-from cvray.predict.pipeline import predict_ray
+from cvray.predict.distributed import predict_ray
 from cvray.predict.records import detections_from_table
 from cvray.predict.sources import list_units
 from cvray.runs import start_run

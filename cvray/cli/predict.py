@@ -51,7 +51,7 @@ def resolve_model(spec: str, model_cfg, num_classes: int | None):
 def run_predict(args: argparse.Namespace) -> int:
     from cvray.data.coco import load_coco
     from cvray.predict.engine import ModelFactory
-    from cvray.predict.pipeline import predict_ray
+    from cvray.predict.distributed import predict_ray
     from cvray.predict.sources import list_units
     from cvray.data.fingerprint import coco_fingerprint, files_fingerprint
     from cvray.runs import run_context

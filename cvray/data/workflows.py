@@ -5,7 +5,8 @@ import logging
 from typing import Any
 
 from cvray.data.coco import dataset_fingerprint
-from cvray.data.ingest import issue_rows, read_coco
+from cvray.data.distributed import read_coco
+from cvray.data.ingest import issue_rows
 from cvray.data.summary import aggregate, image_stats
 from cvray.io import storage
 from cvray.runs import Run

@@ -1,6 +1,6 @@
 """Batch inference core (no Ray): preprocess rows, run a detector once-loaded, map results back.
 
-The three pieces line up with the Ray Data stages of :mod:`cvray.predict.pipeline` and run the
+The three pieces line up with the Ray Data stages of :mod:`cvray.predict.distributed` and run the
 same in a plain loop (:func:`predict_local`, the single-process baseline of the benchmark):
 
 1. :func:`preprocess_row` — letterbox/resize an RGB image to the model input (CPU work);
