@@ -41,7 +41,7 @@ def run_validate(args: argparse.Namespace) -> int:
     from cvray.data.fingerprint import coco_fingerprint
     from cvray.io import storage
     from cvray.runs import run_context
-    from cvray.validate.workflow import run_validation
+    from cvray.validate.workflow import ValidateInputs, run_validate
 
     files, overrides = _split_positionals(args.annotations)
     args.overrides = list(args.overrides) + overrides
@@ -68,8 +68,8 @@ def run_validate(args: argparse.Namespace) -> int:
     with run_context("validate", cfg, argv=getattr(args, "argv", None), ray=not args.local,
                      address=args.address,
                      dataset=lambda: {**coco_fingerprint(splits), "images_root": args.images}) as run:
-        result, summary = run_validation(run, files, args.images, cfg.validation, use_ray=not args.local,
-                                         baselines=not args.no_baselines)
+        result, summary = run_validate(run, cfg.validation, ValidateInputs(
+            annotations=tuple(files), images=args.images, baselines=not args.no_baselines), ray=not args.local)
     summary = {**summary, "run": run.id, "run_uri": run.uri}
     if not args.json:
         _print_issues(result)

@@ -7,6 +7,7 @@ Ray mode) and ``baselines`` (bbox COCO stats of the sanity baselines).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from cvray.io import storage
@@ -17,7 +18,7 @@ from cvray.validate.leakage import pairs_to_table
 from cvray.validate.pipeline import ValidationResult, annotation_splits, validate_local
 from cvray.validate.tables import baselines_to_table
 
-__all__ = ["run_validation"]
+__all__ = ["ValidateInputs", "run_validate"]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,19 @@ def _baselines(annotation_uris: dict[str, str], cfg: ValidateConfig) -> tuple[li
     return rows, issues
 
 
-def run_validation(run: Run | None, annotation_uris, images_root: str,
-                   cfg: ValidateConfig | None = None, *, use_ray: bool = True,
-                   baselines: bool = True) -> tuple[ValidationResult, dict[str, Any]]:
-    """Validate, score the baselines and (with a run) write every table; return the summary."""
-    cfg = cfg or ValidateConfig()
-    uris = annotation_splits(annotation_uris)
+@dataclass(frozen=True)
+class ValidateInputs:
+    annotations: tuple[str, ...]  # COCO files; instances_<split>.json names the split
+    images: str                   # images root (file_name is relative to it)
+    baselines: bool = True        # score the sanity baselines
+
+
+def run_validate(run: Run | None, section: ValidateConfig, inputs: ValidateInputs, *, ray: bool = True
+                 ) -> tuple[ValidationResult, dict[str, Any]]:
+    """Validate (Ray Data when ``ray``, else in process), score the baselines and (with a run)
+    write every table; return the result and the summary. ``section`` is ``validation``."""
+    cfg, images_root, use_ray, baselines = section, inputs.images, ray, inputs.baselines
+    uris = annotation_splits(list(inputs.annotations))
     images_ds = None
     if use_ray:
         from cvray.validate.distributed import validate_ray
