@@ -106,6 +106,11 @@ _R = [
     ("leak.group", "error", "a group (video, scene, source, camera) appears in two splits"),
     # baselines
     ("baseline.suspicious", "warning", "a trivial baseline scores suspiciously high AP"),
+    # learning diagnostics (train; see cvray.train.diagnostics)
+    ("train.loss_not_falling", "warning", "the loss fell by less than train.diagnostics.min_loss_drop after warmup"),
+    ("train.no_positives", "warning", "training steps whose batch held no ground-truth instance"),
+    ("train.anchor_mismatch", "warning", "many training boxes overlap no anchor shape at the model's input scale"),
+    ("train.zero_ap", "warning", "the final validation AP is exactly 0"),
     # tracking
     ("sequence.failed", "error", "a sequence could not be tracked (its error is the message)"),
 ]

@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 from cvray.config import CvrayModel
 from cvray.models.config import ModelConfig
 
-__all__ = ["AugmentConfig", "LossConfig", "OptimConfig", "TrainConfig"]
+__all__ = ["AugmentConfig", "DiagnosticsConfig", "LossConfig", "OptimConfig", "TrainConfig"]
 
 
 class AugmentConfig(CvrayModel):
@@ -64,11 +64,25 @@ class LossConfig(CvrayModel):
     dice_smooth: float = Field(1.0, ge=0)
 
 
+class DiagnosticsConfig(CvrayModel):
+    """When a run counts as not learning (warning rows in its issues table, see
+    :mod:`cvray.train.diagnostics`)."""
+
+    min_loss_drop: float = Field(0.2, ge=0, lt=1, description="the loss must fall by this fraction "
+                                                               "between the first and last window after warmup")
+    window: int = Field(10, ge=1, description="steps averaged at each end of the loss curve")
+    anchor_iou: float = Field(0.5, gt=0, le=1, description="a box is covered when some anchor shape "
+                                                          "overlaps it this much")
+    max_anchor_mismatch: float = Field(0.2, ge=0, le=1, description="warn above this fraction of "
+                                                                    "uncovered training boxes")
+
+
 class TrainConfig(CvrayModel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
 
     max_iter: int = Field(1000, ge=1, description="optimizer steps (each = grad_accum_steps batches)")
     batch_size: int = Field(2, ge=1, description="images per worker per micro-batch")

@@ -7,7 +7,7 @@ Tables (``<run>/tables/<name>/``):
 * ``per_class_ap``   per evaluation a part ``iter-<N>``: iteration, iou_type, category, AP, AP50
   (semantic runs: ``per_class_iou`` with IoU and Dice)
 
-Artifacts: ``learning_curves.png`` (loss parts, lr, validation metric); TensorBoard event files
+Artifacts: ``learning_curves.png`` (loss parts, lr, validation metric, gradient norm); TensorBoard event files
 under ``<run>/tensorboard`` (written locally and uploaded when the run lives on S3).
 """
 from __future__ import annotations
@@ -107,7 +107,7 @@ class TrainOutputs:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(1, 3, figsize=(14, 3.8))
+        fig, ax = plt.subplots(1, 4, figsize=(18, 3.8))
         its = [r["iteration"] for r in rows]
         for k in sorted({k for r in rows for k in r if k.startswith("loss")}):
             ax[0].plot(its, [r.get(k) for r in rows], label=k, lw=1)
@@ -123,6 +123,11 @@ class TrainOutputs:
         ax[2].set_title("validation")
         if keys:
             ax[2].legend(fontsize=7)
+        if any("grad_norm" in r for r in rows):
+            ax[3].plot(its, [r.get("grad_norm") for r in rows], lw=1, label="grad norm (before clipping)")
+            ax[3].set_yscale("log")
+            ax[3].legend(fontsize=7)
+        ax[3].set_title("gradient norm")
         for a in ax:
             a.set_xlabel("iteration")
         fig.tight_layout()

@@ -206,6 +206,8 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
             # each worker writes its own part: a retried worker replaces it, never duplicates it
             job.run.write_table("issues", issues_to_table({k: i[k] for k in i} for i in
                                                           _dedupe(issues)), part=f"train-rank{env.rank}")
+    if env.rank == 0 and job.run is not None:
+        _write_diagnostics(job, curves.rows, eval_hook.history if eval_hook is not None else [], metric)
     rows = curves.rows
     return {
         "task": task,
@@ -224,6 +226,28 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
         "skipped_images": len({i.get("image_id") for i in issues}),
         **timing.summary(),
     }
+
+
+def _write_diagnostics(job: TrainJob, rows: list[dict], history: list[dict], metric: str) -> None:
+    """Learning-diagnostics warnings (loss flat, no positives, anchors vs boxes, AP 0) as issue rows."""
+    from cvray.runs.issues import issues_to_table
+    from cvray.train.diagnostics import learning_issues, scaled_box_sizes
+
+    cfg, d = job.cfg, job.cfg.diagnostics
+    box_wh = sizes = None
+    if cfg.model.backend == "torchvision" and cfg.model.arch in ("fasterrcnn", "maskrcnn", "retinanet"):
+        from cvray.models.torchvision_backend import _DEFAULT_ANCHORS
+
+        sizes = list(cfg.model.anchor_sizes or _DEFAULT_ANCHORS)
+        box_wh = scaled_box_sizes(image_records(load_coco(job.train_annotations)), cfg.model.min_size,
+                                  cfg.model.max_size)
+    found = learning_issues(rows, history, warmup_iters=cfg.optim.warmup_iters, min_loss_drop=d.min_loss_drop,
+                            window=d.window, metric=metric, box_wh=box_wh, anchor_sizes=sizes,
+                            anchor_iou=d.anchor_iou, max_mismatch=d.max_anchor_mismatch)
+    for i in found:
+        log.warning("%s: %s", i.rule, i.message)
+    if found:
+        job.run.write_table("issues", issues_to_table(found), part="train-diagnostics")
 
 
 def _prior_rows(run, table: str, upto: int) -> list[dict]:
