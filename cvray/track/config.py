@@ -97,8 +97,8 @@ class TrackConfig(CvrayModel):
         "iou", description="pairs failing the gate are never matched (iou: no overlap)")
     mahalanobis_gate: float = Field(9.4877, gt=0, description="chi-square 0.95 quantile, 4 dof")
     centre_gate: float = Field(2.0, gt=0, description="centre distance gate in units of track box diagonal")
-    confirm_score: float = Field(1.01, ge=0, le=1.01, description="new tracks from detections >= this are "
-                                 "confirmed at once (> 1: never; they wait for min_hits)")
+    confirm_score: float | None = Field(None, ge=0, le=1, description="new tracks from detections >= this "
+                                        "are confirmed at once (None: all wait for min_hits)")
     min_hits: int = Field(2, ge=1, description="tentative -> confirmed after this many matched frames "
                           "(2: ByteTrack activates a new track on its second match)")
     max_age: int = Field(60, ge=1, description="lost tracks are deleted after this many frames at 30 fps")

@@ -35,8 +35,9 @@ import numpy as np
 __all__ = ["SCORE_MODES", "ScoreModel", "check_scores"]
 
 SCORE_MODES = ("rank", "quantile", "minmax", "raw")
-#: a stream keeps at most this many scores to rank against (then the reference is frozen)
-MAX_REFERENCE = 20000
+#: a stream keeps at most this many scores to rank against (then the reference is frozen): enough
+#: for percent-level ranks, and a bounded per-frame cost
+MAX_REFERENCE = 4096
 
 
 def check_scores(scores: np.ndarray, source: str = "<scores>") -> None:
@@ -73,8 +74,12 @@ class ScoreModel:
         """Add a frame's scores to the reference (streams; no-op once fitted or full)."""
         if self.fitted or self.mode == "raw" or len(self._ref) >= MAX_REFERENCE or len(scores) == 0:
             return
-        both = np.concatenate([self._ref, np.asarray(scores, np.float64)])
-        self._ref = np.unique(both) if self.mode == "rank" else np.sort(both)
+        new = np.unique(scores) if self.mode == "rank" else np.sort(np.asarray(scores, np.float64))
+        at = np.searchsorted(self._ref, new)
+        if self.mode == "rank" and len(self._ref):
+            fresh = self._ref[np.minimum(at, len(self._ref) - 1)] != new     # not yet in the reference
+            new, at = new[fresh], at[fresh]
+        self._ref = np.insert(self._ref, at, new)               # stays sorted: O(n) per frame
 
     def transform(self, scores: np.ndarray) -> np.ndarray:
         """Scores on [0, 1]: rank fraction (rank, quantile), min-max scaled, or as given (raw)."""

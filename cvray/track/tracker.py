@@ -274,7 +274,8 @@ class Tracker:
             z_new = xyxy_to_cxcywh(boxes[new])
             T.add(kf.initiate_state(z_new), dets.scores[new], dets.classes[new],
                   self.frame, confirmed=(self.frame == 1 or cfg.min_hits <= 1
-                                         or scores[new] >= cfg.confirm_score),
+                                         or (cfg.confirm_score is not None
+                                             and scores[new] >= cfg.confirm_score)),
                   embedding=None if dets.embeddings is None else dets.embeddings[new], obs=z_new)
             det_of = np.concatenate([det_of, new])
             prior = np.concatenate([prior, T.xyxy(slice(n_kept, None))])
