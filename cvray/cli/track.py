@@ -125,15 +125,15 @@ def _print_table(out: dict) -> None:
 
 # -- tracking ------------------------------------------------------------------------------------
 def run_track(args: argparse.Namespace) -> int:
+    cfg = load_cli_config(args)  # overrides are checked before anything else
     if args.video:
-        return run_track_video(args)
+        return run_track_video(args, cfg)
     if not args.det or not args.out:
         raise CliError("track needs --det and --out (or `cvray track eval --gt ... --pred ...`)")
     from cvray.data.fingerprint import files_fingerprint
     from cvray.runs import run_context
     from cvray.track.runner import sequence_jobs, track_jobs
 
-    cfg = load_cli_config(args)
     try:
         jobs = sequence_jobs(args.det, seqinfo=args.seqinfo, frame_rate=args.frame_rate)
     except FileNotFoundError as exc:
@@ -150,18 +150,17 @@ def run_track(args: argparse.Namespace) -> int:
     return 1 if summary["failed"] and summary["failed"] == summary["sequences"] else 0
 
 
-def run_track_video(args: argparse.Namespace) -> int:
+def run_track_video(args: argparse.Namespace, cfg) -> int:
     """Detect (+ segment) every frame of ``--video`` with ``--model``, track, render."""
     if not args.model or not args.out:
         raise CliError("--video needs --model and --out")
     from cvray.cli.predict import resolve_model
     from cvray.data.coco import load_coco
-    from cvray.predict.engine import ModelFactory, Predictor
     from cvray.data.fingerprint import files_fingerprint
+    from cvray.predict.engine import ModelFactory, Predictor
     from cvray.runs import run_context
     from cvray.track.video import track_video
 
-    cfg = load_cli_config(args)
     category_ids = (sorted(int(c["id"]) for c in load_coco(args.categories)["categories"])
                     if args.categories else None)
     model_cfg, source = resolve_model(args.model, cfg.predict.model, len(category_ids) if category_ids else None)
