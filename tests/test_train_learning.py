@@ -1,11 +1,13 @@
 """Learning dynamics: on an easy synthetic set the loss falls and validation AP rises.
 
-CPU budget: 80 optimizer steps of the demo's CPU-sized Mask R-CNN (MobileNetV3-FPN with
-GroupNorm, 128 px, 4 images per step) from random initialisation -- about a minute on 2 idle
-cores (166 s measured on a shared machine at load average 10). The thresholds are stated here and
-sit under what the run reaches (measured on this set: bbox AP50 0.004 / 0.031 / 0.079 / 0.085 and
-segm AP50 0.002 / 0.030 / 0.074 / 0.071 at steps 20 / 40 / 60 / 80; mean loss 2.73 over the first
-10 steps, 1.37 over the last 10).
+CPU budget: 80 optimizer steps of the demo's CPU-sized Mask R-CNN (the small_resnet_fpn demo
+backbone with GroupNorm, 128 px, 4 images per step) from random initialisation -- 36 s on 2
+cores. The thresholds are stated here and sit under what the run reaches (measured on this set:
+bbox AP50 0.019 / 0.122 / 0.251 / 0.223 and segm AP50 0.020 / 0.155 / 0.254 / 0.264 at steps
+20 / 40 / 60 / 80; mean loss 2.76 over the first 10 steps, 0.90 over the last 10). The old
+MobileNetV3-FPN recipe reached 0.085 / 0.071 here on one machine and 0.028 on another: a model
+that close to zero sits inside run-to-run noise, so the bars keep a margin of about a third
+below the measured values. ``tests/test_train_overfit.py`` is the strict check (AP50 >= 0.9).
 """
 from __future__ import annotations
 
@@ -17,10 +19,10 @@ from cvray.train.config import TrainConfig
 from cvray.train.demo import DEMO_TRAIN
 from cvray.train.workflow import run_training
 
-LOSS_DROP = 0.6       # mean loss of the last 10 steps <= 60 % of the first 10 steps'
-MIN_BBOX_AP50 = 0.05  # box AP at IoU 0.5 on the validation split after 80 steps
-MIN_SEGM_AP50 = 0.03  # mask AP at IoU 0.5 after 80 steps
-MAX_EARLY_AP50 = 0.02  # box AP50 at step 20 (end of warmup): the model has not learnt yet
+LOSS_DROP = 0.45      # mean loss of the last 10 steps <= 45 % of the first 10 steps' (measured 32 %)
+MIN_BBOX_AP50 = 0.15  # box AP at IoU 0.5 on the validation split after 80 steps (measured 0.22)
+MIN_SEGM_AP50 = 0.15  # mask AP at IoU 0.5 after 80 steps (measured 0.26)
+MAX_EARLY_AP50 = 0.06  # box AP50 at step 20 (end of warmup): the model has not learnt yet (0.02)
 
 
 def test_loss_falls_and_val_ap_rises(tmp_path):

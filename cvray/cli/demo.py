@@ -53,12 +53,28 @@ def cmd_demo(args: argparse.Namespace) -> int:
             con.print(f"[bold]{step}/{total}[/] {name}")
             summary[name] = fn(run, cfg, synth)
         run.summary.update(summary)
+    summary["report"] = _write_report(run.uri)
     summary["run"] = run.id
     summary["run_uri"] = run.uri
     summary["seconds"] = round(time.time() - t0, 1)
     summary["next"] = f"cvray runs show {run.id} --root {cfg.storage.root}"
     emit(summary, args, title="cvray demo")
     return 0
+
+
+def _write_report(run_uri: str) -> str | None:
+    """The run's HTML report (learning curves, the capstone's tracks, evaluation, issues)."""
+    from cvray.io import storage
+    from cvray.report.html import ReportError, build_report
+
+    try:
+        page = build_report(run_uri)
+    except ReportError as exc:
+        log.warning("no report: %s", exc)
+        return None
+    target = storage.join(run_uri, "artifacts", "report.html")
+    storage.write_bytes(target, page.encode())
+    return target
 
 
 def _later_stages(args):
@@ -70,8 +86,13 @@ def _later_stages(args):
             stages.append(("train", demo_train))
         except ImportError as exc:
             log.info("training stage unavailable: %s", exc)
+    if not args.skip_train:
+        from cvray.track.demo_pipeline import demo_detect_track
+        # the capstone: the model just trained detects, segments and tracks the synthetic videos
+        stages.append(("detect_track", demo_detect_track))
     try:
         from cvray.track.demo import demo_track
+        # tracker-only reference: the generator's noisy detections, same tracker, same metrics
         stages.append(("track", demo_track))
     except ImportError as exc:
         log.info("tracking stage unavailable: %s", exc)

@@ -174,6 +174,33 @@ def _predictions_section(run_uri: str, parts: list[str]) -> None:
                      + _img(_hist_png(scores, "score distribution"), "scores") + "</div>")
 
 
+def _train_section(run_uri: str, parts: list[str]) -> None:
+    """Learning curves (loss parts, lr, validation AP, gradient norm) and the evaluation rows."""
+    curves = storage.join(run_uri, "artifacts", "learning_curves.png")
+    if not storage.exists(curves):
+        return
+    parts.append("<h2>Training</h2>" + _img(storage.read_bytes(curves), "learning curves", width=1100))
+    evals = _read(run_uri, "eval_metrics")
+    if evals:
+        keys = [k for k in ("iteration", "bbox_AP", "bbox_AP50", "segm_AP", "segm_AP50", "mIoU") if k in evals[0]]
+        parts.append("<h3>Validation</h3>" + _html_table(evals, keys))
+
+
+def _detect_track_section(summary: dict, parts: list[str]) -> None:
+    """The demo's capstone: the trained model's tracks on the synthetic videos, per sequence."""
+    cap = summary.get("detect_track")
+    if not isinstance(cap, dict) or "per_sequence" not in cap:
+        return
+    parts.append("<h2>Detect → segment → track (the trained model on the synthetic videos)</h2>"
+                 + _html_table(cap["per_sequence"])
+                 + "<p class=meta>review videos: " + ", ".join(html.escape(v) for v in cap.get("review_videos", []))
+                 + "</p>")
+    ref = summary.get("track")
+    if isinstance(ref, dict) and "HOTA" in ref:
+        parts.append("<p class=meta>tracker-only reference (the generator's noisy detections): HOTA "
+                     f"{_fmt(ref.get('HOTA'))}, IDF1 {_fmt(ref.get('IDF1'))}, MOTA {_fmt(ref.get('MOTA'))}</p>")
+
+
 def build_report(run_uri: str) -> str:
     """The HTML page (a string) for the run at ``run_uri``."""
     man_uri = storage.join(run_uri, "manifest.json")
@@ -188,6 +215,8 @@ def build_report(run_uri: str) -> str:
     summary = {k: v for k, v in (m.get("summary") or {}).items() if not isinstance(v, (dict, list))}
     if summary:
         parts.append("<h2>Summary</h2>" + _html_table([{"key": k, "value": v} for k, v in summary.items()]))
+    _train_section(run_uri, parts)
+    _detect_track_section(m.get("summary") or {}, parts)
     _eval_section(run_uri, parts)
     _predictions_section(run_uri, parts)
     issues = _read(run_uri, "issues")

@@ -5,6 +5,7 @@ values). A user who sets any ``train.*`` key keeps their own train section inste
 """
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cvray.train.config import TrainConfig
@@ -12,16 +13,16 @@ from cvray.train.config import TrainConfig
 __all__ = ["DEMO_TRAIN", "demo_train", "demo_train_config"]
 
 DEMO_TRAIN: dict[str, Any] = {
-    "model": {"arch": "maskrcnn", "backbone": "mobilenet_v3_large_fpn", "norm": "gn",
+    "model": {"arch": "maskrcnn", "backbone": "small_resnet_fpn", "norm": "gn",
               "min_size": 128, "max_size": 128, "fpn_channels": 64, "box_head_dim": 256,
-              "mask_head_dim": 64, "mask_head_layers": 2, "anchor_sizes": [16, 32, 64, 128],
+              "mask_head_dim": 64, "mask_head_layers": 2, "anchor_sizes": [8, 16, 32, 64, 128],
               "rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 300,
               "rpn_pre_nms_top_n_test": 150, "rpn_post_nms_top_n_test": 150,
               "box_batch_size_per_image": 64},
     "augment": {"hflip_prob": 0.5, "scale_range": [0.9, 1.1]},
     "optim": {"optimizer": "adamw", "lr": 0.002, "weight_decay": 0.0001, "schedule": "cosine",
-              "warmup_iters": 10, "clip_grad_norm": 10.0},
-    "max_iter": 80, "batch_size": 2, "eval_period": 40, "checkpoint_period": 40, "log_period": 10,
+              "warmup_iters": 30, "clip_grad_norm": 10.0},
+    "max_iter": 300, "batch_size": 4, "eval_period": 150, "checkpoint_period": 150, "log_period": 10,
     "num_workers": 2, "cpus_per_worker": 1, "max_failures": 1, "torch_threads": 1,
 }
 
@@ -38,7 +39,9 @@ def demo_train(run: Any, cfg: Any, synth: dict) -> dict[str, Any]:
     from cvray.train.workflow import run_training
 
     tcfg = demo_train_config(cfg)
+    t0 = time.perf_counter()
     s = run_training(tcfg, run, synth["coco_root"], seed=cfg.seed, use_ray=True)
+    seconds = time.perf_counter() - t0
     m = s.get("metrics", {})
     return {
         "workers": s.get("workers"),
@@ -51,4 +54,5 @@ def demo_train(run: Any, cfg: Any, synth: dict) -> dict[str, Any]:
         "segm_AP50": m.get("segm_AP50"),
         "images_per_s": s.get("images_per_s"),
         "checkpoint": s.get("checkpoint"),
+        "seconds": round(seconds, 1),
     }
