@@ -118,3 +118,24 @@ def test_policy_is_reproducible_from_its_seed_and_state():
     b.set_state(state)
     ib, _ = b(image, t)
     assert torch.equal(ia, ib)
+
+
+def test_random_pad_moves_boxes_and_masks_with_the_content():
+    import numpy as np
+    import torch
+
+    from cvray.train.transforms import RandomPad
+
+    img = torch.rand(3, 6, 10)
+    masks = torch.zeros(1, 6, 10, dtype=torch.uint8)
+    masks[0, 1:3, 2:5] = 1
+    target = {"boxes": torch.tensor([[2.0, 1.0, 5.0, 3.0]]), "labels": torch.tensor([1]), "masks": masks}
+    out, t = RandomPad(1.0, 114, np.random.default_rng(0))(img, target)
+    assert out.shape == (3, 10, 10)
+    oy = int(torch.nonzero(t["masks"][0]).min(0).values[0]) - 1  # mask row 1 -> 1 + oy
+    assert t["boxes"].tolist() == [[2.0, 1.0 + oy, 5.0, 3.0 + oy]]
+    torch.testing.assert_close(out[:, oy:oy + 6], img)
+    band = torch.cat([out[:, :oy], out[:, oy + 6:]], 1)
+    assert torch.all(band == 114 / 255.0)
+    square = torch.rand(3, 8, 8)
+    assert RandomPad(1.0, 114, np.random.default_rng(0))(square, {})[0] is square

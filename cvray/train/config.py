@@ -28,6 +28,9 @@ class AugmentConfig(CvrayModel):
     hue: float = Field(0.0, ge=0, le=0.5)
     crop_size: tuple[int, int] | None = Field(None, description="random crop (h, w) in pixels")
     crop_prob: float = Field(1.0, ge=0, le=1)
+    pad_prob: float = Field(0.0, ge=0, le=1, description="pad non-square images to a square grey "
+                                                        "canvas (as letterboxed inference does)")
+    pad_value: int = Field(114, ge=0, le=255, description="grey level of that canvas (predict's pad_value)")
     min_box_size: float = Field(1.0, ge=0, description="boxes narrower/shorter than this after "
                                                        "crop or rescale are dropped (pixels)")
 

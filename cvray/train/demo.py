@@ -19,7 +19,7 @@ DEMO_TRAIN: dict[str, Any] = {
               "rpn_pre_nms_top_n_train": 300, "rpn_post_nms_top_n_train": 300,
               "rpn_pre_nms_top_n_test": 150, "rpn_post_nms_top_n_test": 150,
               "box_batch_size_per_image": 64},
-    "augment": {"hflip_prob": 0.5, "scale_range": [0.9, 1.1]},
+    "augment": {"hflip_prob": 0.5, "scale_range": [0.9, 1.1], "pad_prob": 0.5},
     "optim": {"optimizer": "adamw", "lr": 0.002, "weight_decay": 0.0001, "schedule": "cosine",
               "warmup_iters": 30, "clip_grad_norm": 10.0},
     "max_iter": 300, "batch_size": 4, "eval_period": 150, "checkpoint_period": 150, "log_period": 10,
