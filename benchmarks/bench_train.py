@@ -4,7 +4,7 @@ Run by hand: ``/work/venv/bin/python benchmarks/bench_train.py --steps 30``.
 Writes its section of docs/benchmarks.md (``## Training``), replacing an older one.
 
 Side by side in one run, every contender with 1 torch thread per process, the demo's CPU-sized
-Mask R-CNN (MobileNetV3-FPN, GroupNorm, 128 px), 2 images per step per worker, no augmentation:
+Mask R-CNN (small_resnet_fpn; the docs/benchmarks.md table dated 2026-11-27 was measured with the earlier MobileNetV3-FPN preset), 2 images per step per worker, no augmentation:
 
 * ``torch loop``: a bare loop over pre-decoded tensors (forward, backward, clip, AdamW step) --
   the yardstick;
