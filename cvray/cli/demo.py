@@ -64,17 +64,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def _write_report(run_uri: str) -> str | None:
     """The run's HTML report (learning curves, the capstone's tracks, evaluation, issues)."""
-    from cvray.io import storage
-    from cvray.report.html import ReportError, build_report
+    from cvray.report.html import ReportError, write_report
 
     try:
-        page = build_report(run_uri)
+        return write_report(run_uri)[0]
     except ReportError as exc:
         log.warning("no report: %s", exc)
         return None
-    target = storage.join(run_uri, "artifacts", "report.html")
-    storage.write_bytes(target, page.encode())
-    return target
 
 
 def _later_stages(args):

@@ -19,7 +19,7 @@ def register(sub) -> None:
 def run_report(args: argparse.Namespace) -> int:
     from cvray.cli.runs import resolve_run_id
     from cvray.io import storage
-    from cvray.report.html import ReportError, build_report
+    from cvray.report.html import ReportError, write_report
 
     one_positional(args, "run")
     root = load_cli_config(args).storage.root  # validates the overrides even for a run URI
@@ -28,12 +28,9 @@ def run_report(args: argparse.Namespace) -> int:
     else:
         run_uri = storage.join(root, resolve_run_id(root, args.run))
     try:
-        page = build_report(run_uri)
+        target, data = write_report(run_uri)
     except ReportError as exc:
         raise CliError(str(exc)) from exc
-    data = page.encode()
-    target = storage.join(run_uri, "artifacts", "report.html")
-    storage.write_bytes(target, data)
     if args.out:
         storage.write_bytes(args.out, data)
     emit({"run": run_uri, "report": target, "out": args.out, "bytes": len(data)}, args, title="cvray report")

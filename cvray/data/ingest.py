@@ -91,7 +91,7 @@ _MOVED = ("read_coco", "read_mot_sequence", "read_video")
 
 def __getattr__(name: str):
     """The Ray readers moved to :mod:`cvray.data.distributed`; the old import path still works
-    (``cvray.train.ray_trainer`` imports ``read_coco`` from here)."""
+    (tests/test_ingest.py imports them from here)."""
     if name in _MOVED:
         from cvray.data import distributed
 

@@ -32,7 +32,7 @@ from cvray.models.weights import load_into
 __all__ = ["TorchvisionBackend", "build_backbone"]
 
 _RESNET_STAGES = ["conv1", "layer1", "layer2", "layer3", "layer4"]
-_DEFAULT_ANCHORS = (32, 64, 128, 256, 512)  # torchvision's COCO anchors
+DEFAULT_ANCHORS = (32, 64, 128, 256, 512)  # torchvision's COCO anchors
 
 
 def _freeze(module: nn.Module, trainable: Callable[[str], bool]) -> None:
@@ -56,6 +56,18 @@ def norm_layer(cfg: ModelConfig) -> Callable[[int], nn.Module]:
     return {"bn": nn.BatchNorm2d, "frozen_bn": FrozenBatchNorm2d, "gn": _group_norm}[norm]
 
 
+def _resnet_style_fpn(body: nn.Module, stage_channels: list[int], C: int,
+                      one_stage: bool) -> tuple[BackboneWithFPN, list[int]]:
+    """FPN over ``layer1..layer4`` (strides 4-32) of a ResNet-style body: C2-C5 + max-pool level
+    for two-stage detectors, C3-C5 + P6/P7 for one-stage ones (torchvision's layouts)."""
+    returned = [2, 3, 4] if one_stage else [1, 2, 3, 4]
+    layers = {f"layer{k}": str(i) for i, k in enumerate(returned)}
+    in_ch = [stage_channels[k - 1] for k in returned]
+    extra = LastLevelP6P7(C, C) if one_stage else LastLevelMaxPool()
+    strides = [2 ** (k + 1) for k in returned] + ([64, 128] if one_stage else [64])
+    return BackboneWithFPN(body, layers, in_ch, C, extra_blocks=extra), strides
+
+
 def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFPN, list[int]]:
     """FPN backbone + the stride of each output level (used for anchors)."""
     pretrained = cfg.weights_backbone is not None
@@ -68,12 +80,7 @@ def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFP
         n = cfg.trainable_backbone_layers if cfg.trainable_backbone_layers is not None else (3 if pretrained else 5)
         keep = _RESNET_STAGES[::-1][: min(n, 5)]
         _freeze(body, lambda name: any(name.startswith(s) for s in keep) or (n == 5 and name.startswith("bn1")))
-        returned = [2, 3, 4] if one_stage else [1, 2, 3, 4]
-        layers = {f"layer{k}": str(i) for i, k in enumerate(returned)}
-        in_ch = [256 * 2 ** (k - 1) for k in returned]
-        extra = LastLevelP6P7(C, C) if one_stage else LastLevelMaxPool()
-        strides = [2 ** (k + 1) for k in returned] + ([64, 128] if one_stage else [64])
-        return BackboneWithFPN(body, layers, in_ch, C, extra_blocks=extra), strides
+        return _resnet_style_fpn(body, [256 * 2 ** (k - 1) for k in (1, 2, 3, 4)], C, one_stage)
     if cfg.backbone == "mobilenet_v3_large_fpn":
         net = mobilenet_v3_large(weights=None, norm_layer=norm)
         if pretrained:
@@ -92,19 +99,14 @@ def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFP
         return BackboneWithFPN(feats, layers, in_ch, C, extra_blocks=extra), strides
     if cfg.backbone == "small_resnet_fpn":
         body = SmallResNet(tuple(cfg.backbone_widths), cfg.backbone_blocks, norm=norm)
-        returned = [2, 3, 4] if one_stage else [1, 2, 3, 4]
-        layers = {f"layer{k}": str(i) for i, k in enumerate(returned)}
-        in_ch = [body.out_channels_list[k - 1] for k in returned]
-        extra = LastLevelP6P7(C, C) if one_stage else LastLevelMaxPool()
-        strides = [2 ** (k + 1) for k in returned] + ([64, 128] if one_stage else [64])
-        return BackboneWithFPN(body, layers, in_ch, C, extra_blocks=extra), strides
+        return _resnet_style_fpn(body, body.out_channels_list, C, one_stage)
     raise ValueError(f"model.backbone={cfg.backbone} is not a detection (FPN) backbone")
 
 
 def _anchors(cfg: ModelConfig, strides: list[int], octaves: bool) -> AnchorGenerator:
     """Anchor sizes per level: one base size per level when ``anchor_sizes`` has one per level,
     else every size on every level (torchvision's MobileNet convention)."""
-    sizes = tuple(cfg.anchor_sizes or _DEFAULT_ANCHORS)
+    sizes = tuple(cfg.anchor_sizes or DEFAULT_ANCHORS)
     if len(sizes) == len(strides):
         per_level = [(s,) for s in sizes]
     else:

@@ -18,7 +18,7 @@ import numpy as np
 
 from cvray.io import storage
 
-__all__ = ["build_report", "ReportError"]
+__all__ = ["build_report", "ReportError", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -230,3 +230,11 @@ def build_report(run_uri: str) -> str:
     return ("<!doctype html><html><head><meta charset=utf-8><title>cvray "
             f"{html.escape(m.get('run_id', ''))}</title><style>{_CSS}</style></head><body>"
             + "\n".join(parts) + "</body></html>")
+
+
+def write_report(run_uri: str) -> tuple[str, bytes]:
+    """Build the page and store it as the run's ``artifacts/report.html``; returns (URI, bytes)."""
+    data = build_report(run_uri).encode()
+    target = storage.join(run_uri, "artifacts", "report.html")
+    storage.write_bytes(target, data)
+    return target, data

@@ -41,7 +41,7 @@ RUN_TABLES: dict[str, str] = {
 }
 
 # Training tables whose columns follow the model and task (loss parts, COCO or semantic metrics)
-# and whose writers (cvray/train/outputs.py, ray_trainer.py) do not declare a schema yet: they
+# and whose writers (cvray/train/outputs.py, train/distributed.py) do not declare a schema yet: they
 # are stamped with version "0" (= undeclared) on write instead of refused. Remove a name here once
 # its writer passes a declared schema.
 UNDECLARED_TRAIN_TABLES = frozenset({"train_curves", "eval_metrics", "per_class_ap", "per_class_iou",

@@ -1,4 +1,4 @@
-"""Training: plain-torch engine + hooks (no Ray) and a Ray Train adapter (:mod:`.ray_trainer`)."""
+"""Training: plain-torch engine + hooks (no Ray) and a Ray Train adapter (:mod:`.distributed`)."""
 import cvray.config  # noqa: F401  (compose ExperimentConfig before our section imports it)
 from cvray.train.config import AugmentConfig, LossConfig, OptimConfig, TrainConfig
 

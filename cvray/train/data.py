@@ -152,7 +152,7 @@ def load_sample(rec: dict, images_root: str | None, cats: CategoryMap, *, task: 
 
 
 def rows_to_records(rows: Iterable[dict]) -> Iterator[tuple[dict, str | None]]:
-    """Ray Data rows from :func:`cvray.data.ingest.read_coco` (annotations as JSON) -> records."""
+    """Ray Data rows from :func:`cvray.data.distributed.read_coco` (annotations as JSON) -> records."""
     for r in rows:
         rec = {"image_id": int(r["image_id"]), "file_name": str(r["file_name"]),
                "height": int(r["height"]), "width": int(r["width"]),

@@ -4,7 +4,7 @@
 dataset URIs). :func:`run_worker` builds model/optimizer/schedule/hooks for one worker, restores
 a checkpoint when asked, and runs :func:`~cvray.train.engine.train_loop`. The plain path
 (:func:`cvray.train.workflow.fit`) calls it once with rank 0; the Ray path calls it in every
-Ray Train worker with that worker's Ray Data shard (see :mod:`cvray.train.ray_trainer`).
+Ray Train worker with that worker's Ray Data shard (see :mod:`cvray.train.distributed`).
 """
 from __future__ import annotations
 
@@ -236,9 +236,9 @@ def _write_diagnostics(job: TrainJob, rows: list[dict], history: list[dict], met
     cfg, d = job.cfg, job.cfg.diagnostics
     box_wh = sizes = None
     if cfg.model.backend == "torchvision" and cfg.model.arch in ("fasterrcnn", "maskrcnn", "retinanet"):
-        from cvray.models.torchvision_backend import _DEFAULT_ANCHORS
+        from cvray.models.torchvision_backend import DEFAULT_ANCHORS
 
-        sizes = list(cfg.model.anchor_sizes or _DEFAULT_ANCHORS)
+        sizes = list(cfg.model.anchor_sizes or DEFAULT_ANCHORS)
         box_wh = scaled_box_sizes(image_records(load_coco(job.train_annotations)), cfg.model.min_size,
                                   cfg.model.max_size)
     found = learning_issues(rows, history, warmup_iters=cfg.optim.warmup_iters, min_loss_drop=d.min_loss_drop,

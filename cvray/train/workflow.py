@@ -82,7 +82,7 @@ def run_training(cfg: Any, run: Any, dataset_uri: str, *, seed: int | None = Non
         run.update(dataset={"uri": dataset_uri, "train": job.train_annotations, "val": job.val_annotations,
                             "categories": list(job.categories.names)})
     if use_ray:
-        from cvray.train.ray_trainer import train_with_ray
+        from cvray.train.distributed import train_with_ray
 
         summary = train_with_ray(job)
     else:

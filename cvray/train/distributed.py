@@ -142,7 +142,7 @@ def train_with_ray(job: TrainJob) -> dict[str, Any]:
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from cvray.data.ingest import read_coco
+    from cvray.data.distributed import read_coco
     from cvray.train.engine import NonFiniteLossError
 
     cfg = job.cfg
