@@ -102,7 +102,10 @@ def test_an_error_inside_the_context_commits_a_failed_run_with_its_partial_table
     assert m["seed"] == 3 and m["dataset"]["combined"] == "x" * 64
 
 
-def test_ctrl_c_commits_an_interrupted_run(tmp_path):
+@pytest.mark.parametrize("sig,code,error", [(signal.SIGINT, 130, "KeyboardInterrupt"),
+                                            (signal.SIGTERM, 143, "Terminated")], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_commits_an_interrupted_run(tmp_path, sig, code, error):
+    """Ctrl-C, and SIGTERM (what ``ray job stop`` and schedulers send), end the run ``interrupted``."""
     root = tmp_path / "runs"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     p = subprocess.Popen([sys.executable, "-m", "cvray.cli.main", "data", "synth", "--out", str(tmp_path / "big"),
@@ -113,7 +116,7 @@ def test_ctrl_c_commits_an_interrupted_run(tmp_path):
         assert p.poll() is None and time.time() < deadline, p.stderr.read() if p.poll() is not None else "slow"
         time.sleep(0.2)
     time.sleep(1.0)
-    p.send_signal(signal.SIGINT)
-    assert p.wait(timeout=60) == 130
+    p.send_signal(sig)
+    assert p.wait(timeout=60) == code, p.stderr.read()
     (m,) = list_runs(str(root))
-    assert m["status"] == "interrupted" and "KeyboardInterrupt" in m["error"]
+    assert m["status"] == "interrupted" and error in m["error"], m

@@ -96,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"cvray: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from cvray.runs.context import Terminated
+
+        if isinstance(exc, Terminated):
+            print("cvray: terminated (SIGTERM); the run is marked interrupted", file=sys.stderr)
+            return 143
         print("cvray: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one clear line; the traceback with -v

@@ -8,7 +8,7 @@
 3. records the fingerprint of the dataset the stage reads (``dataset=``, see
    :mod:`cvray.data.fingerprint`),
 4. commits ``manifest.json`` with the status when the block ends: ``succeeded``, ``failed`` (with
-   the error) or ``interrupted`` (Ctrl-C / SIGINT), listing the tables written so far,
+   the error) or ``interrupted`` (Ctrl-C / SIGINT, or SIGTERM), listing the tables written so far,
 5. shuts down the Ray it started (after the manifest is committed).
 
 Example::
@@ -25,25 +25,32 @@ from typing import Any, Callable, Iterator
 
 from cvray.runs.run import Run, start_run
 
-__all__ = ["run_context"]
+__all__ = ["Terminated", "run_context"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``ray job stop``, ``kill``, a scheduler's pre-emption): the run ends ``interrupted``
+    like Ctrl-C; the CLI exits 143 (128 + SIGTERM)."""
 
 
 @contextlib.contextmanager
-def _sigint_interrupts() -> Iterator[None]:
-    """SIGINT raises KeyboardInterrupt inside the block (whatever handler Ray installed), so the
-    manifest is committed as ``interrupted``; the previous handler is restored afterwards."""
+def _signals_interrupt() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt and SIGTERM :class:`Terminated` inside the block (whatever
+    handler Ray installed), so the manifest is committed as ``interrupted`` with the tables written
+    so far; the previous handlers are restored afterwards."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def _raise(signum, frame):
-        raise KeyboardInterrupt
+        raise Terminated("SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, _raise)
+    previous = {sig: signal.signal(sig, _raise) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -63,7 +70,7 @@ def run_context(command: str, cfg: Any, *, argv: list[str] | None = None, seed: 
         run = stack.enter_context(start_run(command, config=cfg, root=cfg.storage.root,
                                             seed=cfg.seed if seed is None else seed, argv=argv,
                                             run_id=run_id))
-        stack.enter_context(_sigint_interrupts())
+        stack.enter_context(_signals_interrupt())
         if ray:
             from cvray.raycluster import cluster_resources
 
