@@ -8,7 +8,7 @@ Mask R-CNN (small_resnet_fpn; the docs/benchmarks.md table dated 2026-11-27 was 
 
 * ``torch loop``: a bare loop over pre-decoded tensors (forward, backward, clip, AdamW step) --
   the yardstick;
-* ``cvray engine, no Ray``: ``run_training(use_ray=False)``: hooks, image decoding, targets;
+* ``cvray engine, no Ray``: ``run_train(ray=False)``: hooks, image decoding, targets;
 * ``Ray Train, 1 worker``: TorchTrainer + Ray Data shard, the same per-step work -> the overhead
   ratio (target <= 1.1x);
 * ``Ray Train, 2 workers``: DDP; images/s counts both workers' batches.
@@ -89,13 +89,13 @@ def torch_loop(root: str, steps: int, warmup: int) -> list[float]:
 
 def cvray_run(root: str, steps: int, warmup: int, *, use_ray: bool, workers: int = 1) -> tuple[list[float], float]:
     from cvray.runs import start_run
-    from cvray.train.workflow import run_training
+    from cvray.train.workflow import TrainInputs, run_train
 
     cfg = _cfg(steps, workers)
     runs = tempfile.mkdtemp(prefix="cvray-bench-train-runs-")
     t = time.perf_counter()
     with start_run("train", config=cfg, root=runs, seed=0) as run:
-        run_training(cfg, run, root, seed=0, use_ray=use_ray)
+        run_train(run, cfg, TrainInputs(root, seed=0), ray=use_ray)
     wall = time.perf_counter() - t
     rows = run.read_table("train_curves").to_pylist()
     shutil.rmtree(runs, ignore_errors=True)

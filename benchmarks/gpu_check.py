@@ -26,14 +26,14 @@ def train(root: str, run_root: str, iters: int, amp: bool, device: torch.device)
     from cvray.runs import start_run
     from cvray.train.config import TrainConfig
     from cvray.train.demo import DEMO_TRAIN
-    from cvray.train.workflow import make_job
+    from cvray.train.workflow import TrainInputs, make_job
     from cvray.train.worker import WorkerEnv, run_worker
 
     cfg = TrainConfig.model_validate({**DEMO_TRAIN, "max_iter": iters, "eval_period": iters,
                                       "checkpoint_period": iters, "log_period": 10, "amp": amp,
                                       "batch_size": 8, "torch_threads": None})
     with start_run("gpu-check", root=run_root) as run:
-        job = make_job(cfg, run, root, seed=0)
+        job = make_job(run, cfg, TrainInputs(root, seed=0))
         recs = [(r, None) for r in image_records(load_coco(job.train_annotations))]
 
         def train_records(epoch: int):

@@ -26,7 +26,7 @@ from cvray.predict.sources import list_units
 from cvray.runs import start_run
 from cvray.train.config import TrainConfig
 from cvray.train.demo import DEMO_TRAIN
-from cvray.train.workflow import run_training
+from cvray.train.workflow import TrainInputs, run_train
 
 IMAGE_HW = (96, 128)       # not square: letterboxing to the 128x128 model input pads 16 rows
 MODEL_INPUT = (128, 128)
@@ -60,7 +60,7 @@ def train(root: str, runs: Path, **overrides) -> tuple[TrainConfig, str]:
     """Train the recipe on the training split; returns (config, checkpoint path)."""
     cfg = TrainConfig.model_validate({**OVERFIT_TRAIN, **overrides})
     with start_run("train", config=cfg, root=str(runs), seed=0) as run:
-        out = run_training(cfg, run, root, seed=0, use_ray=False)
+        out = run_train(run, cfg, TrainInputs(root, seed=0), ray=False)
     return cfg, out["checkpoint"]
 
 

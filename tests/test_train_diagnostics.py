@@ -10,7 +10,7 @@ from cvray.runs import start_run
 from cvray.train.config import TrainConfig
 from cvray.train.demo import DEMO_TRAIN
 from cvray.train.diagnostics import anchor_coverage, learning_issues
-from cvray.train.workflow import run_training
+from cvray.train.workflow import TrainInputs, run_train
 
 
 def _curves(losses, positives=3):
@@ -59,7 +59,7 @@ def test_a_run_that_cannot_learn_gets_warning_rows(tmp_path):
         "diagnostics": {"window": 5},
     })
     with start_run("train", config=cfg, root=str(tmp_path / "runs"), seed=0) as run:
-        run_training(cfg, run, root, seed=0, use_ray=False)
+        run_train(run, cfg, TrainInputs(root, seed=0), ray=False)
     rules = {r["rule"] for r in run.read_table("issues").to_pylist()}
     assert {"train.loss_not_falling", "train.anchor_mismatch"} <= rules, rules
     assert storage.read_bytes(run.path("artifacts", "learning_curves.png"))[:4] == b"\x89PNG"

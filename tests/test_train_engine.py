@@ -11,7 +11,7 @@ from cvray.runs import start_run
 from cvray.train.checkpoint import CheckpointStore
 from cvray.train.engine import NonFiniteLossError
 from cvray.train.hooks import Hook
-from cvray.train.workflow import run_training
+from cvray.train.workflow import TrainInputs, run_train
 
 TINY = ["train.model.backbone=mobilenet_v3_large_fpn", "train.model.norm=gn",
         "train.model.min_size=64", "train.model.max_size=64", "train.model.fpn_channels=32",
@@ -63,18 +63,18 @@ def test_resume_after_stop_continues_at_same_iteration_lr_and_weights(tmp_path, 
     cfg = load_config(None, TINY + ["train.max_iter=6"])
     root = str(tmp_path / "runs")
     with start_run("train", config=cfg, root=root, seed=0) as ref_run:
-        ref = run_training(cfg, ref_run, tiny_coco, use_ray=False)
+        ref = run_train(ref_run, cfg.train, TrainInputs(tiny_coco), ray=False)
     assert ref["iterations"] == 6
 
     with pytest.raises(KeyboardInterrupt):
         with start_run("train", config=cfg, root=root, seed=0) as run:
-            run_training(cfg, run, tiny_coco, use_ray=False, extra_hooks=[StopAt(4)])
+            run_train(run, cfg.train, TrainInputs(tiny_coco), ray=False, extra_hooks=[StopAt(4)])
     stopped = CheckpointStore.for_run(run.uri).load("latest")
     assert stopped["iteration"] == 4
 
     resume_cfg = load_config(None, TINY + ["train.max_iter=6", "train.resume=true"])
     with start_run("train", config=resume_cfg, root=root, seed=0, run_id=run.id) as run2:
-        out = run_training(resume_cfg, run2, tiny_coco, use_ray=False)
+        out = run_train(run2, resume_cfg.train, TrainInputs(tiny_coco), ray=False)
     assert out["start_iteration"] == 4 and out["iterations"] == 6
 
     curves = {r["iteration"]: r for r in run2.read_table("train_curves").to_pylist()}
@@ -96,7 +96,7 @@ def test_nan_guard_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, t
     cfg = load_config(None, TINY + ["train.max_iter=8"])
     with pytest.raises(NonFiniteLossError) as err:
         with start_run("train", config=cfg, root=str(tmp_path), seed=0) as run:
-            run_training(cfg, run, tiny_coco, use_ray=False, extra_hooks=[PoisonAt(3)])
+            run_train(run, cfg.train, TrainInputs(tiny_coco), ray=False, extra_hooks=[PoisonAt(3)])
     msg = str(err.value)
     assert "non-finite loss at iteration 4" in msg
     assert "latest.pt (iteration 2)" in msg
@@ -110,7 +110,7 @@ def test_nan_guard_stops_with_message_and_keeps_last_good_checkpoint(tmp_path, t
 def test_checkpoints_and_tables_on_s3(s3_bucket, tiny_coco):
     cfg = load_config(None, TINY + ["train.max_iter=2", "train.eval_period=1", "train.tensorboard=true"])
     with start_run("train", config=cfg, root=s3_bucket + "/runs", seed=0) as run:
-        out = run_training(cfg, run, tiny_coco, use_ray=False)
+        out = run_train(run, cfg.train, TrainInputs(tiny_coco), ray=False)
     store = CheckpointStore.for_run(run.uri)
     assert store.uri.startswith("s3://")
     latest, best = store.load("latest"), store.load("best")
@@ -135,7 +135,7 @@ def test_semantic_training_reports_miou_per_class_and_ignores_crowd(tmp_path, ti
         "train.eval_period=0", "train.checkpoint_period=2", "train.tensorboard=false",
         "train.augment.crop_size=[48,48]", "train.optim.lr=0.01"])
     with start_run("train", config=cfg, root=str(tmp_path), seed=0) as run:
-        out = run_training(cfg, run, tiny_coco, use_ray=False)
+        out = run_train(run, cfg.train, TrainInputs(tiny_coco), ray=False)
     assert out["task"] == "semantic" and out["best_metric_name"] == "mIoU"
     assert 0.0 <= out["metrics"]["mIoU"] <= 1.0 and 0.0 <= out["metrics"]["mDice"] <= 1.0
     rows = run.read_table("per_class_iou").to_pylist()

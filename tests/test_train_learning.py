@@ -17,7 +17,7 @@ from cvray.data.synth import CocoSynthConfig, make_coco
 from cvray.runs import start_run
 from cvray.train.config import TrainConfig
 from cvray.train.demo import DEMO_TRAIN
-from cvray.train.workflow import run_training
+from cvray.train.workflow import TrainInputs, run_train
 
 LOSS_DROP = 0.45      # mean loss of the last 10 steps <= 45 % of the first 10 steps' (measured 32 %)
 MIN_BBOX_AP50 = 0.15  # box AP at IoU 0.5 on the validation split after 80 steps (measured 0.22)
@@ -36,7 +36,7 @@ def test_loss_falls_and_val_ap_rises(tmp_path):
         "tensorboard": False, "torch_threads": 1,
     })
     with start_run("train", config=cfg, root=str(tmp_path / "runs"), seed=0) as run:
-        out = run_training(cfg, run, root, seed=0, use_ray=False)
+        out = run_train(run, cfg, TrainInputs(root, seed=0), ray=False)
 
     curves = run.read_table("train_curves").to_pylist()
     first = statistics.mean(r["loss"] for r in curves[:10])

@@ -9,7 +9,7 @@ from cvray.io import storage
 from cvray.runs import start_run
 from cvray.train.checkpoint import CheckpointStore
 from cvray.train.hooks import FailOnce
-from cvray.train.workflow import run_training
+from cvray.train.workflow import TrainInputs, run_train
 
 TINY = ["train.model.backbone=mobilenet_v3_large_fpn", "train.model.norm=gn",
         "train.model.min_size=64", "train.model.max_size=64", "train.model.fpn_channels=32",
@@ -33,8 +33,8 @@ def test_killed_worker_resumes_from_latest_checkpoint_and_finishes(ray_session, 
     cfg = load_config(None, TINY + ["train.max_iter=6", "train.checkpoint_period=2", "train.eval_period=3"])
     marker = str(tmp_path / "killed.txt")
     with start_run("train", config=cfg, root=str(tmp_path / "runs"), seed=0) as run:
-        out = run_training(cfg, run, tiny_coco, use_ray=True,
-                           extra_hooks=[FailOnce(iteration=3, marker=marker, rank=1)])
+        out = run_train(run, cfg.train, TrainInputs(tiny_coco), ray=True,
+                        extra_hooks=[FailOnce(iteration=3, marker=marker, rank=1)])
     # worker 1 died after iteration 3; the group restarted from latest.pt (iteration 2)
     assert storage.read_bytes(marker) == b"killed at iteration 3"
     assert out["start_iteration"] == 2 and out["iterations"] == 6 and out["workers"] == 2

@@ -42,7 +42,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from cvray.data.fingerprint import coco_fingerprint
     from cvray.data.workflows import coco_layout
     from cvray.runs import run_context
-    from cvray.train.workflow import run_training
+    from cvray.train.workflow import TrainInputs, run_train
 
     cfg = load_cli_config(args)
     dataset = args.dataset or cfg.data.root
@@ -58,12 +58,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     def fingerprint():  # every split present under the dataset root
         try:
             return coco_fingerprint(coco_layout(dataset))
-        except FileNotFoundError:  # run_training names the missing file
+        except FileNotFoundError:  # run_train names the missing file
             return {"uri": dataset}
 
     with run_context("train", cfg, argv=args.argv, ray=use_ray, address=args.address, run_id=run_id,
                      dataset=fingerprint) as run:
-        summary = run_training(cfg, run, dataset, use_ray=use_ray)
+        summary = run_train(run, cfg.train, TrainInputs(dataset), ray=use_ray)
     m = summary.get("metrics", {})
     keys = ("bbox_AP", "bbox_AP50", "segm_AP", "segm_AP50", "mIoU", "mDice")
     out = {

@@ -36,11 +36,11 @@ def demo_train_config(cfg: Any) -> TrainConfig:
 
 def demo_train(run: Any, cfg: Any, synth: dict) -> dict[str, Any]:
     """Train on ``synth["coco_root"]`` with Ray Train; returns AP and where the model is."""
-    from cvray.train.workflow import run_training
+    from cvray.train.workflow import TrainInputs, run_train
 
     tcfg = demo_train_config(cfg)
     t0 = time.perf_counter()
-    s = run_training(tcfg, run, synth["coco_root"], seed=cfg.seed, use_ray=True)
+    s = run_train(run, tcfg, TrainInputs(synth["coco_root"], seed=cfg.seed), ray=True)
     seconds = time.perf_counter() - t0
     m = s.get("metrics", {})
     return {

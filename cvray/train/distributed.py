@@ -136,7 +136,7 @@ def _train_fn(config: dict[str, Any]) -> None:
     ray.train.report({"done": True, "iteration": summary["iterations"]})
 
 
-def train_with_ray(job: TrainJob) -> dict[str, Any]:
+def train_with_ray(job: TrainJob, *, on_progress=None) -> dict[str, Any]:
     """Run ``job`` on a Ray Train worker group; returns rank 0's summary."""
     import ray
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig

@@ -65,6 +65,8 @@ class WorkerEnv:
     # Known when the whole split is in this process (plain runs): lets a resumed run skip the
     # batches it already trained on, so it continues on exactly the same data.
     steps_per_epoch: int | None = None
+    # on_progress(done, total, **info) on the main worker, every iteration (see ProgressHook)
+    on_progress: Callable | None = None
 
 
 def worker_seed(seed: int, rank: int) -> int:

@@ -1,25 +1,27 @@
-"""``run_training``: dataset + config -> trained model, checkpoints and metrics in a run.
+"""``run_train``: the train stage's entry point -- a COCO dataset in, a trained model, its
+checkpoints, curves and metrics in the run.
 
-Reads top to bottom like torchvision's ``train.py``: data -> job -> (Ray Train | plain loop)
--> summary. ``use_ray=False`` runs the very same worker code in this process (no Ray import),
+Reads top to bottom like torchvision's ``train.py``: inputs -> job -> (Ray Train | plain loop)
+-> summary. ``ray=False`` runs the very same worker code in this process (no Ray import),
 which is what unit tests and the benchmark baseline use.
 
 Example::
 
     from cvray.config import load_config
     from cvray.runs import start_run
-    from cvray.train import run_training
+    from cvray.train.workflow import TrainInputs, run_train
 
     cfg = load_config("configs/demo_maskrcnn_cpu.yaml")
     with start_run("train", config=cfg, root="./cvray-runs", seed=cfg.seed) as run:
-        summary = run_training(cfg, run, "/tmp/synth/coco")
+        summary = run_train(run, cfg.train, TrainInputs("/tmp/synth/coco"))
     summary["metrics"]["segm_AP"]
 """
 from __future__ import annotations
 
 import logging
 import random
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from cvray.data.coco import image_records, load_coco
 from cvray.io import storage
@@ -28,34 +30,59 @@ from cvray.train.data import CategoryMap
 from cvray.train.engine import NonFiniteLossError
 from cvray.train.worker import TrainJob, WorkerEnv, run_worker
 
-__all__ = ["NonFiniteLossError", "fit", "make_job", "run_training"]
+__all__ = ["NonFiniteLossError", "TrainInputs", "fit", "make_job", "run_train"]
 
 log = logging.getLogger(__name__)
 
+ProgressCallback = Callable[..., None]  # on_progress(done, total, **info)
 
-def make_job(cfg: Any, run: Any, dataset_uri: str, *, seed: int | None = None,
-             extra_hooks: Iterable = ()) -> TrainJob:
+
+@dataclass(frozen=True)
+class TrainInputs:
+    """What the train stage reads.
+
+    ``dataset``: a COCO dataset root (``annotations/instances_<split>.json`` + ``images/``,
+    local or S3). ``seed``: the base seed of the run; ``None`` (the default) takes the run's
+    recorded seed (``run.manifest["seed"]``, which ``run_context`` sets from the config's
+    top-level ``seed``), and 0 when there is no run or it recorded none.
+    """
+
+    dataset: str
+    seed: int | None = None
+
+
+def _seed(run: Any, inputs: TrainInputs) -> int:
+    if inputs.seed is not None:
+        return int(inputs.seed)
+    recorded = (getattr(run, "manifest", None) or {}).get("seed") if run is not None else None
+    return int(recorded) if recorded is not None else 0
+
+
+def make_job(run: Any, section: TrainConfig, inputs: TrainInputs, *, extra_hooks: Iterable = ()) -> TrainJob:
     """Resolve the dataset layout (``<root>/annotations/instances_<split>.json``, ``<root>/images``)."""
-    tcfg: TrainConfig = cfg.train if hasattr(cfg, "train") else cfg
-    seed = seed if seed is not None else getattr(cfg, "seed", 0)
+    if not isinstance(section, TrainConfig):
+        raise TypeError(f"the train stage takes its TrainConfig section (cfg.train), not a "
+                        f"{type(section).__name__}")
+    dataset_uri = inputs.dataset
     ann = lambda split: storage.join(dataset_uri, "annotations", f"instances_{split}.json")  # noqa: E731
-    train_ann = ann(tcfg.train_split)
+    train_ann = ann(section.train_split)
     if not storage.exists(train_ann):
         raise FileNotFoundError(f"{dataset_uri}: no training annotations at {train_ann}")
-    val_ann = ann(tcfg.val_split)
+    val_ann = ann(section.val_split)
     if not storage.exists(val_ann):
-        log.warning("%s: no %s split; training without validation", dataset_uri, tcfg.val_split)
+        log.warning("%s: no %s split; training without validation", dataset_uri, section.val_split)
         val_ann = None
     cats = CategoryMap.from_coco(load_coco(train_ann))
-    if tcfg.model.num_classes is not None and tcfg.model.num_classes != cats.num_classes:
-        raise ValueError(f"train.model.num_classes={tcfg.model.num_classes} but {train_ann} has "
+    if section.model.num_classes is not None and section.model.num_classes != cats.num_classes:
+        raise ValueError(f"train.model.num_classes={section.model.num_classes} but {train_ann} has "
                          f"{cats.num_classes} categories")
-    return TrainJob(cfg=tcfg, seed=int(seed), run=run, images_root=storage.join(dataset_uri, "images"),
-                    train_annotations=train_ann, val_annotations=val_ann, categories=cats,
-                    resume=tcfg.resume, extra_hooks=tuple(extra_hooks))
+    return TrainJob(cfg=section, seed=_seed(run, inputs), run=run,
+                    images_root=storage.join(dataset_uri, "images"), train_annotations=train_ann,
+                    val_annotations=val_ann, categories=cats, resume=section.resume,
+                    extra_hooks=tuple(extra_hooks))
 
 
-def fit(job: TrainJob) -> dict[str, Any]:
+def fit(job: TrainJob, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Train in this process (rank 0 of 1), no Ray: the reference loop for tests and benchmarks."""
     recs = [(r, None) for r in image_records(load_coco(job.train_annotations))]
 
@@ -66,27 +93,33 @@ def fit(job: TrainJob) -> dict[str, Any]:
         return order
 
     steps = len(recs) // job.cfg.batch_size // job.cfg.grad_accum_steps
-    return run_worker(job, WorkerEnv(train_records=train_records, steps_per_epoch=steps or None))
+    return run_worker(job, WorkerEnv(train_records=train_records, steps_per_epoch=steps or None,
+                                     on_progress=on_progress))
 
 
-def run_training(cfg: Any, run: Any, dataset_uri: str, *, seed: int | None = None, use_ray: bool = True,
-                 extra_hooks: Iterable = ()) -> dict[str, Any]:
-    """Train per ``cfg`` (an ExperimentConfig or its ``train`` section) on the COCO dataset at
-    ``dataset_uri``; results, checkpoints and curves go into ``run``. Returns the summary dict
-    (``metrics`` holds the final COCO AP / mIoU) and stores it in ``run.summary``.
+def run_train(run: Any, section: TrainConfig, inputs: TrainInputs, *, ray: bool = True,
+              extra_hooks: Iterable = (), on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Train per ``section`` (the config's ``train`` section) on ``inputs.dataset``; results,
+    checkpoints and curves go into ``run``. Returns the summary dict (``metrics`` holds the final
+    COCO AP / mIoU) and stores it in ``run.summary``.
+
+    ``on_progress(done, total, **info)`` is called as iterations complete (``info``: ``loss``
+    and, after the first evaluation, the best-metric's last value, e.g. ``segm_AP``): from a hook
+    in this process with ``ray=False``; with Ray from a driver thread polling the progress file
+    the main worker writes (``<run>/progress.json``, every ~2 s).
 
     Raises :class:`NonFiniteLossError` when the loss diverges (the last good checkpoint stays).
     """
-    job = make_job(cfg, run, dataset_uri, seed=seed, extra_hooks=extra_hooks)
+    job = make_job(run, section, inputs, extra_hooks=extra_hooks)
     if run is not None:
-        run.update(dataset={"uri": dataset_uri, "train": job.train_annotations, "val": job.val_annotations,
-                            "categories": list(job.categories.names)})
-    if use_ray:
+        run.update(dataset={"uri": inputs.dataset, "train": job.train_annotations,
+                            "val": job.val_annotations, "categories": list(job.categories.names)})
+    if ray:
         from cvray.train.distributed import train_with_ray
 
-        summary = train_with_ray(job)
+        summary = train_with_ray(job, on_progress=on_progress)
     else:
-        summary = fit(job)
+        summary = fit(job, on_progress=on_progress)
         summary["workers"] = 1
     if run is not None:
         run.summary.update({k: v for k, v in summary.items() if k not in ("checkpoint_write_s",)})
