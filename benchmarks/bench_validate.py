@@ -50,7 +50,7 @@ def main() -> None:
 
     from cvray.data.synth import make_coco
     from cvray.validate.images import phash, phash_from_gray
-    from cvray.validate.pipeline import validate_local
+    from cvray.validate.reference import validate_local
 
     tmp = tempfile.mkdtemp(prefix="cvray-bench-validate-")
     info = make_coco(tmp, args.images, seed=0, image_size=(args.size, args.size))

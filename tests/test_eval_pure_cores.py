@@ -7,7 +7,7 @@ import sys
 CORES = ["cvray.evaluate.coco", "cvray.evaluate.matching", "cvray.evaluate.errors", "cvray.evaluate.voc",
          "cvray.evaluate.confusion", "cvray.evaluate.curves", "cvray.evaluate.semantic",
          "cvray.evaluate.instance_errors", "cvray.evaluate.seg_post", "cvray.evaluate.qa_export",
-         "cvray.evaluate.run", "cvray.evaluate.loaders", "cvray.predict.records", "cvray.predict.postprocess",
+         "cvray.evaluate.workflow", "cvray.evaluate.loaders", "cvray.predict.records", "cvray.predict.postprocess",
          "cvray.predict.geometry", "cvray.predict.engine", "cvray.predict.sources", "cvray.report.html"]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from cvray.data.ingest import issue_rows, read_coco, read_mot_sequence, read_video
 from cvray.data.synth import make_coco, make_mot
-from cvray.data.workflows import coco_layout, ingest_coco
+from cvray.data.workflow import coco_layout, ingest_coco
 from cvray.io import storage
 from cvray.runs import read_table, start_run
 

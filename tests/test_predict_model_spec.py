@@ -6,8 +6,8 @@ import json
 import pytest
 import torch
 
-from cvray.cli.common import CliError
-from cvray.cli.predict import resolve_model
+from cvray.predict.model_spec import resolve_model
+from cvray.runs.errors import InputError
 from cvray.models import ModelConfig, build_model
 
 
@@ -43,9 +43,9 @@ def test_arch_name_and_checkpoint_file(tmp_path):
     torch.save({"model": build_model(_small()).state_dict()}, ckpt)
     got, _ = resolve_model(str(ckpt), _small(), None)
     assert got.weights == str(ckpt) and got.strict_weights and got.arch == "fasterrcnn"
-    with pytest.raises(CliError, match="not found"):
+    with pytest.raises(InputError, match="not found"):
         resolve_model(str(tmp_path / "missing.pt"), _small(), None)
-    with pytest.raises(CliError, match="no checkpoints"):
+    with pytest.raises(InputError, match="no checkpoints"):
         run = tmp_path / "r"
         run.mkdir()
         (run / "manifest.json").write_text(json.dumps({"config": {"train": {"model": _small().model_dump()}}}))
@@ -53,7 +53,7 @@ def test_arch_name_and_checkpoint_file(tmp_path):
 
 
 def test_train_run_without_num_classes_takes_its_dataset_categories(tmp_path):
-    from cvray.cli.predict import run_categories
+    from cvray.predict.model_spec import run_categories
 
     cfg = _small()
     run = tmp_path / "train-run"
@@ -69,5 +69,5 @@ def test_train_run_without_num_classes_takes_its_dataset_categories(tmp_path):
     assert cats == [4, 9]
     got, source = resolve_model(str(run), ModelConfig(), len(cats))
     assert got.num_classes == 2 and "latest.pt" in source
-    with pytest.raises(CliError, match="--categories"):
+    with pytest.raises(InputError, match="--categories"):
         resolve_model(str(run), ModelConfig(), None)

@@ -16,7 +16,7 @@ from cvray.track.io import read_mot, read_seqinfo
 from cvray.track.metrics import combine, evaluate_sequence, summarize
 from cvray.track.records import tracks_to_mot
 from cvray.track.sequence import track_mot_rows
-from cvray.track.workflow import load_frame
+from cvray.track.sequence import load_frame
 
 class _NotATensor:  # any class: unpickling it would run arbitrary code paths
     pass

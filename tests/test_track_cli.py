@@ -13,7 +13,7 @@ from cvray.cli.main import main
 from cvray.data.synth_mot import make_mot
 from cvray.track.config import TrackConfig
 from cvray.track.io import read_mot
-from cvray.track.workflow import SequenceJob, process_sequence
+from cvray.track.sequence import SequenceJob, process_sequence
 
 TUD = Path(motmetrics.__file__).parent / "data"
 

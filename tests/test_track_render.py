@@ -10,7 +10,7 @@ from cvray.track.records import Detections
 from cvray.track.render import draw_frame, id_colour, render_review
 from cvray.track.sequence import track_mot_rows
 from cvray.track.tracker import Tracker
-from cvray.track.workflow import SequenceJob, load_frame, process_sequence
+from cvray.track.sequence import SequenceJob, load_frame, process_sequence
 from cvray.track.config import TrackConfig
 
 

@@ -12,7 +12,7 @@ from _validate_corpus import build_defect_corpus
 from cvray.data.synth import make_coco
 from cvray.validate.config import ValidateConfig
 from cvray.validate.leakage import HashRecord, band_bounds, hamming, near_duplicate_pairs
-from cvray.validate.pipeline import validate_local
+from cvray.validate.reference import validate_local
 from cvray.validate.rules import RULES
 
 CFG = ValidateConfig(imbalance_ratio=4.0)
@@ -111,13 +111,13 @@ def test_bucketing_equals_brute_force():
 
 
 def test_cores_do_not_import_ray():
-    code = ("import sys, cvray.validate.pipeline, cvray.validate.annotations, cvray.validate.leakage;"
+    code = ("import sys, cvray.validate.reference, cvray.validate.annotations, cvray.validate.leakage;"
             "assert 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_worker_imports_stay_light():
     """Ray workers import the validation cores; they must not drag in torch or ray."""
-    code = ("import sys, cvray.validate.pipeline, cvray.validate.config;"
+    code = ("import sys, cvray.validate.reference, cvray.validate.config;"
             "bad = [m for m in ('torch', 'ray') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -10,7 +10,7 @@ from cvray.data.synth import make_coco
 from cvray.io import storage
 from cvray.validate.config import ValidateConfig
 from cvray.validate.distributed import validate_ray
-from cvray.validate.pipeline import validate_local
+from cvray.validate.reference import validate_local
 
 
 def _key(i):

@@ -38,31 +38,31 @@ def register(sub) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from cvray.data.synth import synthesize
+    from cvray.data.workflow import SynthInputs, run_synth
     from cvray.runs import run_context
 
     cfg = load_cli_config(args)
-    images = args.images if args.images is not None else cfg.synth.images
-    videos = args.videos if args.videos is not None else cfg.synth.videos
-    seed = args.seed if args.seed is not None else cfg.seed
-    if images < 1 or videos < 0:
+    inputs = SynthInputs(out=args.out, images=args.images if args.images is not None else cfg.synth.images,
+                         videos=args.videos if args.videos is not None else cfg.synth.videos,
+                         seed=args.seed if args.seed is not None else cfg.seed)
+    if inputs.images < 1 or inputs.videos < 0:
         raise CliError("--images must be >= 1 and --videos >= 0")
-    with run_context("data synth", cfg, argv=args.argv, seed=seed) as run:
-        result = synthesize(args.out, images, videos, seed, cfg.synth)
-        run.summary.update(result)
+    with run_context("data synth", cfg, argv=args.argv, seed=inputs.seed) as run:
+        result = run_synth(run, cfg.synth, inputs)
     emit({**result, "run": run.id}, args, title="synthetic data")
     return 0
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from cvray.data.workflows import coco_layout, ingest_coco
-    from cvray.io import storage
+    from cvray.data.workflow import IngestInputs, coco_layout, run_ingest
     from cvray.runs import run_context
 
     cfg = load_cli_config(args)
-    annotations = coco_layout(args.dataset)
+    try:
+        coco_layout(args.dataset)  # a usage error (exit 2) before a run exists
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from exc
     with run_context("data ingest", cfg, argv=args.argv, ray=True, address=args.address) as run:
-        result = ingest_coco(run, annotations, storage.join(args.dataset, "images"))
-        run.summary.update(result)
+        result = run_ingest(run, cfg.data, IngestInputs(dataset=args.dataset))
     emit({**result, "run": run.id, "run_uri": run.uri}, args, title="ingest")
     return 0

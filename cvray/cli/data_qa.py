@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from cvray.cli.common import CliError, add_common_args, emit, load_cli_config, one_positional
 
@@ -54,122 +53,43 @@ def _files_and_overrides(args) -> list[str]:
     return files
 
 
-def _load_docs(files: list[str]) -> dict[str, dict]:
-    from cvray.data.coco import DatasetError, load_coco
-    from cvray.io import storage
-    from cvray.validate.pipeline import annotation_splits
+def _fingerprint(files: list[str]):
+    from cvray.data.fingerprint import coco_fingerprint
+    from cvray.validate.reference import annotation_splits
 
-    try:
-        splits = annotation_splits(files)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    docs = {}
-    for split, uri in splits.items():
-        if not storage.exists(uri):
-            raise CliError(f"{uri}: no such annotation file")
-        try:
-            docs[split] = load_coco(uri)
-        except DatasetError as exc:
-            raise CliError(str(exc)) from exc
-    return docs
+    return lambda: coco_fingerprint(annotation_splits(files))
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from cvray.data.fingerprint import coco_fingerprint
-    from cvray.io import storage
     from cvray.runs import run_context
-    from cvray.validate.baselines import run_baselines
-    from cvray.validate.pipeline import annotation_splits
-    from cvray.validate.card import card_markdown, dataset_card, overlay_grid
+    from cvray.validate.workflow import CardInputs, load_annotation_docs, run_card
 
     files = _files_and_overrides(args)
     cfg = load_cli_config(args)
-    docs = _load_docs(files)
-    validation, leakage, rows = {}, {}, []
-    if not args.no_validate:
-        from cvray.validate.pipeline import validate_local
-
-        res = validate_local(files, args.images, cfg.validation)
-        s = res.summary(cfg.validation)
-        validation = {"issues": s["issues"], "rules": s["rules"], "passed": s["passed"]}
-        leakage = {"cross_split_pairs": s["leak_pairs_cross_split"],
-                   "within_split_duplicate_pairs": s["duplicate_pairs_within_split"],
-                   "group_leaks": s["rules"].get("leak.group", 0),
-                   "phash_threshold": cfg.validation.phash_threshold}
-    if "train" in docs:
-        for split, doc in docs.items():
-            if split != "train" and doc["annotations"]:
-                rows += run_baselines(docs["train"], doc, cfg.validation, split=split)[0]
-    card = dataset_card(docs, name=args.name, sources=args.source, split_strategy=args.split_strategy,
-                        validation=validation, leakage=leakage, known_artifacts=args.artifact,
-                        baselines=rows)
-    md = card_markdown(card)
-    with run_context("data card", cfg, argv=getattr(args, "argv", None),
-                     dataset=lambda: coco_fingerprint(annotation_splits(files))) as run:
-        storage.write_bytes(storage.join(args.out, "card.md"), md.encode())
-        storage.write_json(storage.join(args.out, "card.json"), card)
-        run.write_artifact("card.md", md.encode())
-        overlays = {}
-        for split, doc in docs.items():
-            png = overlay_grid(doc, args.images, seed=cfg.seed)
-            uri = storage.join(args.out, "overlays", f"{split}.png")
-            storage.write_bytes(uri, png)
-            run.write_artifact(f"overlays/{split}.png", png)
-            overlays[split] = uri
-        run.summary.update({"card": storage.join(args.out, "card.md"), "splits": list(docs)})
-    emit({"card_md": storage.join(args.out, "card.md"), "card_json": storage.join(args.out, "card.json"),
-          "overlays": overlays, "splits": {k: v["images"] for k, v in card["splits"].items()},
-          "run": run.id}, args, title="dataset card")
+    load_annotation_docs(files)  # InputError: one line, exit 2, before a run exists
+    inputs = CardInputs(annotations=tuple(files), images=args.images, out=args.out, name=args.name,
+                        sources=tuple(args.source), split_strategy=args.split_strategy,
+                        artifacts=tuple(args.artifact), validate=not args.no_validate)
+    with run_context("data card", cfg, argv=getattr(args, "argv", None), dataset=_fingerprint(files)) as run:
+        result = run_card(run, cfg.validation, inputs, seed=cfg.seed)
+    emit({**result, "run": run.id}, args, title="dataset card")
     return 0
 
 
-def _fractions(text: str) -> dict[str, float]:
-    out = {}
-    for part in text.split(","):
-        name, _, val = part.partition("=")
-        try:
-            out[name.strip()] = float(val)
-        except ValueError:
-            raise CliError(f"--fractions: {part!r} is not split=fraction") from None
-    if not out or any(v < 0 for v in out.values()) or sum(out.values()) <= 0:
-        raise CliError(f"--fractions: {text!r} must be non-negative and sum > 0")
-    return out
-
-
 def cmd_split(args: argparse.Namespace) -> int:
-    from cvray.data.fingerprint import coco_fingerprint
-    from cvray.io import storage
     from cvray.runs import run_context
-    from cvray.validate.leakage import group_leaks
-    from cvray.validate.pipeline import annotation_splits
-    from cvray.validate.split import resplit_coco
+    from cvray.validate.workflow import SplitInputs, load_annotation_docs, parse_fractions, run_split
 
     files = _files_and_overrides(args)
     cfg = load_cli_config(args)
-    fractions = _fractions(args.fractions)
-    keys = tuple(args.group_key or cfg.validation.group_keys)
     seed = cfg.seed if args.seed is None else args.seed
-    docs = _load_docs(files)
-    try:
-        out = resplit_coco(list(docs.values()), fractions, seed=seed, group_keys=keys)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
-    leaks = group_leaks(((s, img) for s, d in out.items() for img in d["images"]), keys)
-    if leaks:  # cannot happen by construction; refuse to write leaky splits if it ever does
-        raise RuntimeError(f"split by group produced group leakage: {leaks[0].message}")
-    written = {}
+    inputs = SplitInputs(annotations=tuple(files), out=args.out, fractions=parse_fractions(args.fractions),
+                         group_keys=tuple(args.group_key or ()), seed=seed)
+    load_annotation_docs(files)  # InputError before a run exists
     with run_context("data split", cfg, argv=getattr(args, "argv", None), seed=seed,
-                     dataset=lambda: coco_fingerprint(annotation_splits(files))) as run:
-        for split, doc in out.items():
-            uri = storage.join(args.out, f"instances_{split}.json")
-            storage.write_bytes(uri, json.dumps(doc).encode())
-            written[split] = uri
-        total = sum(len(d["images"]) for d in out.values())
-        stats = {s: {"images": len(d["images"]), "annotations": len(d["annotations"]),
-                     "fraction": round(len(d["images"]) / max(total, 1), 4)} for s, d in out.items()}
-        run.summary.update({"splits": stats, "group_keys": list(keys)})
-    emit({"files": written, "splits": stats, "group_keys": list(keys), "seed": seed, "run": run.id},
-         args, title="split by group")
+                     dataset=_fingerprint(files)) as run:
+        result = run_split(run, cfg.validation, inputs)
+    emit({**result, "run": run.id}, args, title="split by group")
     return 0
 
 
@@ -177,39 +97,15 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from cvray.data.fingerprint import files_fingerprint
     from cvray.io import storage
     from cvray.runs import run_context
+    from cvray.validate.workflow import ConvertInputs, run_convert
 
     src = one_positional(args, "input")
     cfg = load_cli_config(args)
     if not storage.exists(src):
         raise CliError(f"{src}: no such file or folder")
+    inputs = ConvertInputs(input=src, to=args.to, out=args.out, images=args.images)
     with run_context("data convert", cfg, argv=getattr(args, "argv", None),
                      dataset=lambda: files_fingerprint({"input": src})) as run:
-        result = _convert(args, src)
-        run.summary.update({k: v for k, v in result.items() if k != "skipped"})
-    skipped = result.pop("skipped", [])
-    emit({**result, "skipped": len(skipped), "skipped_reasons": sorted({s["reason"] for s in skipped}),
-          "to": args.to, "out": args.out, "run": run.id}, args, title=f"convert to {args.to}")
+        result = run_convert(run, cfg.validation, inputs)
+    emit({**result, "run": run.id}, args, title=f"convert to {args.to}")
     return 0
-
-
-def _convert(args: argparse.Namespace, src: str) -> dict:
-    from cvray.data.coco import DatasetError, load_coco
-    from cvray.io import storage
-    from cvray.validate import convert
-
-    try:
-        if args.to == "yolo":
-            result = convert.coco_to_yolo(load_coco(src), args.out)
-        elif args.to == "mot":
-            result = convert.coco_to_mot(load_coco(src), args.out)
-        else:  # to coco: from a YOLO folder or a MOT root / sequence
-            if storage.exists(storage.join(src, "labels")) or storage.exists(storage.join(src, "data.yaml")):
-                doc = convert.yolo_to_coco(src, args.images)
-            else:
-                doc = convert.mot_to_coco(src)
-            storage.write_bytes(args.out, json.dumps(doc).encode())
-            result = {"images": len(doc["images"]), "annotations": len(doc["annotations"]),
-                      "videos": len(doc.get("videos", []))}
-    except (DatasetError, ValueError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from exc
-    return result

@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from cvray.data.synth import synthesize
-    from cvray.data.workflows import coco_layout, ingest_coco
+    from cvray.data.workflow import coco_layout, ingest_coco
     from cvray.io import storage
     from cvray.runs import run_context
 

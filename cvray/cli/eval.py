@@ -29,52 +29,21 @@ def register(sub) -> None:
     p.set_defaults(func=run_eval)
 
 
-def _default_images_root(gt_uri: str) -> str | None:
-    """COCO layout ``<root>/annotations/x.json`` + ``<root>/images``; None when absent."""
-    import posixpath
-
-    from cvray.io import storage
-
-    parent = posixpath.dirname(posixpath.dirname(gt_uri.rstrip("/")))
-    cand = storage.join(parent or ".", "images")
-    return cand if storage.list_files(cand) else None
-
-
 def run_eval(args: argparse.Namespace) -> int:
-    from cvray.data.coco import load_coco
-    from cvray.evaluate.coco import STAT_KEYS, CocoEvalError, coco_evaluate
-    from cvray.evaluate.loaders import load_predictions
-
-    cfg = load_cli_config(args)
-    gt = load_coco(args.gt)
-    preds = load_predictions(args.pred)
-    if args.iou_type == "segm" and preds and "segmentation" not in preds[0]:
-        raise CliError(f"{args.pred}: --iou-type segm needs mask predictions (RLE 'segmentation')")
-    try:
-        result = coco_evaluate(gt, preds, args.iou_type)
-    except CocoEvalError as exc:
-        raise CliError(f"{args.pred}: {exc}") from exc
-    summary: dict = {k: result.stats[k] for k in STAT_KEYS}
-    details = {"iou_type": args.iou_type, "gt": args.gt, "pred": args.pred,
-               "images": result.num_images, "predictions": result.num_predictions,
-               # NaN (class without GT) as null: the --json output stays strict JSON
-               "per_class": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
-                             for r in result.per_class_rows()]}
-    from cvray.data.fingerprint import coco_fingerprint
+    from cvray.data.coco import DatasetError
+    from cvray.evaluate.loaders import PredictionsError
+    from cvray.evaluate.workflow import eval_fingerprint, prepare_eval, run_eval as _run
     from cvray.runs import run_context
 
+    cfg = load_cli_config(args)
+    try:
+        inputs = prepare_eval(gt=args.gt, pred=args.pred, iou_type=args.iou_type, save=args.save,
+                              images_root=args.images_root)
+    except (DatasetError, PredictionsError) as exc:
+        raise CliError(str(exc)) from exc
     with run_context("eval", cfg, argv=getattr(args, "argv", None),
-                     dataset=lambda: {**coco_fingerprint({"gt": args.gt}), "pred": args.pred}) as run:
-        run.summary.update(summary)
-        run.summary.update(iou_type=result.iou_type, images=result.num_images,
-                           predictions=result.num_predictions)
-        if args.save:
-            from cvray.evaluate.run import write_eval_run
-
-            wrote = write_eval_run(run, gt, preds, result, cfg.eval,
-                                   images_root=args.images_root or _default_images_root(args.gt))
-            run.summary["failures_rendered"] = wrote["failures_rendered"]
-    details["run_id"] = run.id
-    summary["details"] = details
+                     dataset=lambda: eval_fingerprint(inputs)) as run:
+        summary = _run(run, cfg.eval, inputs)
+    summary["details"]["run_id"] = run.id
     emit(summary, args, title=f"COCO {args.iou_type} evaluation")
     return 0

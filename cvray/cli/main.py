@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # one clear line; the traceback with -v
         from cvray.config import ConfigError
         from cvray.io.storage import StorageError
+        from cvray.runs.errors import InputError
 
-        if isinstance(exc, (ConfigError,)):
+        if isinstance(exc, (ConfigError, InputError)):
             print(f"cvray: {exc}", file=sys.stderr)
             return 2
         if isinstance(exc, StorageError):

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import argparse
 
-from cvray.cli.common import CliError, add_common_args, emit, load_cli_config, progress
-from cvray.predict.model_spec import run_categories
+from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
 
-__all__ = ["register", "resolve_model", "run_categories", "run_predict"]
+__all__ = ["register", "run_predict"]
 
 
 def register(sub) -> None:
@@ -38,22 +37,9 @@ def register(sub) -> None:
     p.set_defaults(func=run_predict)
 
 
-def resolve_model(spec: str, model_cfg, num_classes: int | None):
-    """:func:`cvray.predict.model_spec.resolve_model`, its errors as usage errors (exit 2)."""
-    from cvray.predict.model_spec import ModelSpecError, resolve_model as _resolve
-
-    try:
-        return _resolve(spec, model_cfg, num_classes)
-    except ModelSpecError as exc:
-        raise CliError(str(exc)) from exc
-
-
 def run_predict(args: argparse.Namespace) -> int:
-    from cvray.data.coco import load_coco
-    from cvray.predict.engine import ModelFactory
-    from cvray.predict.distributed import predict_ray
-    from cvray.predict.sources import list_units
-    from cvray.data.fingerprint import coco_fingerprint, files_fingerprint
+    from cvray.cli.progress import Progress
+    from cvray.predict.workflow import predict_fingerprint, prepare_predict, run_predict as _run
     from cvray.runs import run_context
 
     extra = []
@@ -65,37 +51,11 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CliError(f"predict --out {args.out}: predictions are written into the predict run; "
                        f"give the runs root with --root {args.out}")
     cfg = load_cli_config(args, extra)
-    cats_uri = args.categories or (args.input if args.input.lower().endswith(".json") else None)
-    category_ids = None
-    if cats_uri:
-        category_ids = sorted(int(c["id"]) for c in load_coco(cats_uri)["categories"])
-    else:  # a training run knows its dataset: model label k → its k-th sorted category id
-        category_ids = run_categories(args.model)
-        cats_uri = f"{args.model} (training dataset)" if category_ids else None
-    model_cfg, source = resolve_model(args.model, cfg.predict.model, len(category_ids) if category_ids else None)
-    if model_cfg.task == "semantic":
-        raise CliError("cvray predict runs detection / instance models; semantic models are evaluated "
-                       "with cvray.evaluate.semantic")
-    units = list_units(args.input, images_root=args.images_root, video_stride=cfg.predict.video_stride)
-    def fingerprint():
-        fp = (coco_fingerprint({"input": args.input}) if args.input.lower().endswith(".json")
-              else files_fingerprint({"input": args.input}))
-        return {**fp, "input": args.input, "categories": cats_uri}
-
+    inputs = prepare_predict(cfg.predict, input=args.input, model=args.model, images_root=args.images_root,
+                             categories=args.categories)  # InputError: one line, exit 2, no run
     with run_context("predict", cfg, argv=args.argv, ray=True, address=args.address,
-                     dataset=fingerprint) as run:
-        run.update(model={"source": source, "config": model_cfg.model_dump(mode="json")})
-        bar = progress(iter(()), total=None, desc="predict")
-
-        def on_progress(done, total, ips):
-            bar.total = total
-            bar.n = done
-            bar.set_postfix_str(f"{ips:.1f} img/s")
-            bar.refresh()
-
-        summary = predict_ray(units, run, cfg=cfg.predict, model_factory=ModelFactory(model_cfg),
-                              category_ids=category_ids, on_progress=on_progress)
-        bar.close()
-        run.summary.update(summary)
+                     dataset=lambda: predict_fingerprint(inputs)) as run:
+        with Progress("cvray predict", "img") as bar:
+            summary = _run(run, cfg.predict, inputs, on_progress=bar)
     emit({"run": run.id, "run_uri": run.uri, **summary}, args, title="cvray predict")
     return 0

@@ -125,27 +125,22 @@ def _print_table(out: dict) -> None:
 
 # -- tracking ------------------------------------------------------------------------------------
 def run_track(args: argparse.Namespace) -> int:
+    from cvray.cli.progress import Progress
+    from cvray.runs import run_context
+    from cvray.track.workflow import prepare_track, run_track as _run, track_fingerprint
+
     cfg = load_cli_config(args)  # overrides are checked before anything else
     if args.video:
         return run_track_video(args, cfg)
     if not args.det or not args.out:
         raise CliError("track needs --det and --out (or `cvray track eval --gt ... --pred ...`)")
-    from cvray.data.fingerprint import files_fingerprint
-    from cvray.runs import run_context
-    from cvray.track.runner import sequence_jobs, track_jobs
-
-    try:
-        jobs = sequence_jobs(args.det, seqinfo=args.seqinfo, frame_rate=args.frame_rate)
-    except FileNotFoundError as exc:
-        raise CliError(str(exc)) from exc
-    use_ray = args.ray or len(jobs) > 1
-    files = {f"{j.name}/{kind}": uri for j in jobs for kind, uri in (("det", j.det_uri), ("gt", j.gt_uri))}
-    if not any(files.values()):  # detections from a predictions Parquet
-        files = {"det": args.det}
+    inputs = prepare_track(args.det, out=args.out, seqinfo=args.seqinfo, frame_rate=args.frame_rate,
+                           render=args.render)  # InputError: one line, exit 2, no run
+    use_ray = args.ray or len(inputs.jobs) > 1
     with run_context("track", cfg, argv=getattr(args, "argv", None), ray=use_ray, address=args.address,
-                     dataset=lambda: files_fingerprint(files)) as run:
-        summary = track_jobs(run, jobs, cfg.track, args.out, use_ray=use_ray,
-                             render=args.render, ray_cfg=cfg.ray, address=args.address)
+                     dataset=lambda: track_fingerprint(inputs)) as run:
+        with Progress("cvray track", "seq", len(inputs.jobs)) as bar:
+            summary = _run(run, cfg.track, inputs, ray=use_ray, on_progress=bar)
     emit(summary, args, title="cvray track")
     return 1 if summary["failed"] and summary["failed"] == summary["sequences"] else 0
 
@@ -154,23 +149,14 @@ def run_track_video(args: argparse.Namespace, cfg) -> int:
     """Detect (+ segment) every frame of ``--video`` with ``--model``, track, render."""
     if not args.model or not args.out:
         raise CliError("--video needs --model and --out")
-    from cvray.cli.predict import resolve_model
-    from cvray.data.coco import load_coco
     from cvray.data.fingerprint import files_fingerprint
-    from cvray.predict.engine import ModelFactory, Predictor
     from cvray.runs import run_context
-    from cvray.track.video import track_video
+    from cvray.track.workflow import prepare_track_video, run_track_video as _run
 
-    category_ids = (sorted(int(c["id"]) for c in load_coco(args.categories)["categories"])
-                    if args.categories else None)
-    model_cfg, source = resolve_model(args.model, cfg.predict.model, len(category_ids) if category_ids else None)
-    predictor = Predictor(ModelFactory(model_cfg), postprocess_cfg=cfg.predict.postprocess,
-                          category_ids=category_ids)
+    inputs = prepare_track_video(cfg.predict, video=args.video, out=args.out, model=args.model,
+                                 categories=args.categories)
     with run_context("track", cfg, argv=getattr(args, "argv", None),
                      dataset=lambda: {**files_fingerprint({"video": args.video}), "video": args.video}) as run:
-        run.update(model={"source": source})
-        summary = track_video(args.video, predictor, args.out, track_config=cfg.track,
-                              geometry=cfg.predict.geometry, batch_size=cfg.predict.batch_size, render=True)
-        run.summary.update(summary)
+        summary = _run(run, cfg.track, inputs)
     emit({"run_id": run.id, "out": args.out, **summary}, args, title="cvray track --video")
     return 0

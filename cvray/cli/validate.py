@@ -59,7 +59,7 @@ def run_validate(args: argparse.Namespace) -> int:
     if not storage.exists(args.images):
         raise CliError(f"{args.images}: no such images folder")
     try:
-        from cvray.validate.pipeline import annotation_splits
+        from cvray.validate.reference import annotation_splits
 
         splits = annotation_splits(files)
     except ValueError as exc:

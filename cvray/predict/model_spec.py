@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import os
 
+from cvray.runs.errors import InputError
+
 __all__ = ["ModelSpecError", "resolve_model", "run_categories"]
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(InputError):
     """``--model`` names nothing usable; the message names the spec and what is missing."""
 
 

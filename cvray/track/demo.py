@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cvray.track.runner import sequence_jobs, track_jobs
+from cvray.track.workflow import prepare_track, run_track
 
 __all__ = ["demo_track"]
 
@@ -12,8 +12,8 @@ __all__ = ["demo_track"]
 def demo_track(run: Any, cfg: Any, synth: dict) -> dict[str, Any]:
     if not synth.get("mot_root"):
         return {"skipped": "no synthetic sequences (--videos 0)"}
-    jobs = sequence_jobs(synth["mot_root"])
-    s = track_jobs(run, jobs, cfg.track, run.path("artifacts", "tracks"), use_ray=True, ray_cfg=cfg.ray)
+    inputs = prepare_track(synth["mot_root"], out=run.path("artifacts", "tracks"))
+    s = run_track(run, cfg.track, inputs, ray=True)
     m = s.get("metrics", {})
     return {"sequences": s["sequences"], "failed": s["failed"], "tracks": s["tracks"],
             **{k: m.get(k) for k in ("HOTA", "IDF1", "MOTA", "IDSW")}, "out": s["out"]}

@@ -2,18 +2,18 @@
 
 Each :class:`SequenceActor` owns one tracker and processes its sequence's frames in order; the
 driver keeps at most ``max_parallel`` actors alive, and every actor writes its own outputs under
-fixed per-sequence names (see :mod:`cvray.track.workflow`), so re-running a failed sequence never
+fixed per-sequence names (see :mod:`cvray.track.sequence`), so re-running a failed sequence never
 duplicates rows. A sequence that fails (bad file) comes back as an error row, not a crashed job.
 """
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import Callable, Iterable
 
 import ray
 
 from cvray.track.config import TrackConfig
-from cvray.track.workflow import SequenceJob, process_sequence
+from cvray.track.sequence import SequenceJob, process_sequence
 
 __all__ = ["SequenceActor", "track_sequences"]
 
@@ -38,8 +38,10 @@ class SequenceActor:
 
 
 def track_sequences(jobs: Iterable[SequenceJob], config: TrackConfig, out_uri: str, *,
-                    max_parallel: int | None = None, render: bool = False) -> list[dict]:
-    """Track every job on the connected Ray cluster; returns per-sequence summaries in job order."""
+                    max_parallel: int | None = None, render: bool = False,
+                    on_done: Callable[[dict], None] | None = None) -> list[dict]:
+    """Track every job on the connected Ray cluster; returns per-sequence summaries in job order
+    (``on_done(summary)`` as each sequence finishes)."""
     jobs = list(jobs)
     if max_parallel is None:
         max_parallel = max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -61,4 +63,6 @@ def track_sequences(jobs: Iterable[SequenceJob], config: TrackConfig, out_uri: s
                 results[i] = {"sequence": jobs[i].name, "error": f"{type(exc).__name__}: {exc}",
                               "file": jobs[i].det_uri}
             ray.kill(actor)
+            if on_done is not None:
+                on_done(results[i])
     return [results[i] for i in range(len(jobs))]

@@ -15,16 +15,24 @@ from typing import Any
 import numpy as np
 
 from cvray.io import storage
+from cvray.runs.errors import InputError
 from cvray.track.config import DiagnosticsConfig
 from cvray.track.io import find_sequences, read_mot, read_seqinfo
 from cvray.track.metrics import combine, evaluate_sequence, summarize
 from cvray.track.records import metrics_to_table
-from cvray.track.runner import metric_row
 
-__all__ = ["TrackEvalError", "TrackEvalInputs", "evaluate_tracking", "run_track_eval"]
+__all__ = ["EVAL_KEYS", "TrackEvalError", "TrackEvalInputs", "evaluate_tracking", "metric_row", "run_track_eval"]
+
+EVAL_KEYS = ("MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN",
+             "HOTA", "DetA", "AssA", "LocA")
 
 
-class TrackEvalError(ValueError):
+def metric_row(d: dict) -> dict:
+    """The reported keys, full precision (floats) and exact counts (ints)."""
+    return {k: (float(v) if isinstance(v, float) else int(v)) for k, v in d.items() if k in EVAL_KEYS}
+
+
+class TrackEvalError(InputError):
     """Ground truth and tracker output do not pair up (the message names both inputs)."""
 
 

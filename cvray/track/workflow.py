@@ -1,96 +1,181 @@
-"""Track one sequence end to end and write its results (pure: storage only, no Ray).
+"""The track stage's workflows: ``prepare_track`` → ``run_track`` (detections → tracks, one Ray
+actor per sequence or in process) and ``prepare_track_video`` → ``run_track_video`` (a video →
+detect + segment → track → review mp4). ``cvray track eval`` is :mod:`cvray.track.evaluation`.
 
-:func:`process_sequence` is what a per-sequence Ray actor runs (:mod:`cvray.track.distributed`) and
-what the CLI runs in-process for a single sequence. Outputs are written under fixed names, so a
-retried sequence replaces its own files (idempotent):
+Example::
 
-* ``<out>/<seq>.txt``                  MOTChallenge tracker format
-* ``<out>/tracks/<seq>.parquet``       tracks table (:data:`cvray.track.records.TRACKS_SCHEMA`)
-* ``<out>/associations/<seq>.parquet`` association log (when ``log_associations``)
-* ``<out>/review/<seq>.mp4``           review video (when asked and frames are available)
+    inputs = prepare_track("MOT17/train", out="./tracks")
+    with run_context("track", cfg, ray=len(inputs.jobs) > 1, dataset=lambda: track_fingerprint(inputs)) as run:
+        summary = run_track(run, cfg.track, inputs, ray=len(inputs.jobs) > 1)
+
+Each sequence writes its own files under fixed names (:mod:`cvray.track.sequence`), so a retried
+sequence replaces them; a sequence that fails becomes an issue row while the others finish. The
+run gets the ``sequences`` table, the ``metrics`` table (per sequence + combined, when ground truth
+is found) and the issues.
 """
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import asdict, dataclass
-
-import cv2
-import numpy as np
-import pyarrow as pa
+import posixpath
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from cvray.io import storage
+from cvray.runs.errors import InputError
+from cvray.runs.issues import issue
 from cvray.track.config import TrackConfig
-from cvray.track.io import read_mot, write_mot
-from cvray.track.records import ASSOCIATION_SCHEMA, tracks_to_arrow, tracks_to_mot
-from cvray.track.sequence import build_tracker, track_mot_rows
+from cvray.track.evaluation import metric_row
+from cvray.track.io import find_sequences, is_file, read_predictions, read_seqinfo
+from cvray.track.metrics import combine, summarize
+from cvray.track.records import metrics_to_table, sequences_to_table
+from cvray.track.sequence import SequenceJob, process_sequence
 
-__all__ = ["SequenceJob", "load_frame", "process_sequence"]
-
-log = logging.getLogger(__name__)
+__all__ = ["TrackInputs", "TrackVideoInputs", "prepare_track", "prepare_track_video", "run_track",
+           "run_track_video", "sequence_jobs", "track_fingerprint"]
 
 
 @dataclass(frozen=True)
-class SequenceJob:
-    """One sequence to track: detections (MOT txt URI, or rows), timing, optional frames and gt."""
-
-    name: str
-    det_uri: str | None = None
-    frame_rate: float = 30.0
-    num_frames: int | None = None
-    image_dir: str | None = None
-    im_ext: str = ".jpg"
-    gt_uri: str | None = None
-    det_rows: list | None = None  # inline rows (e.g. from a predictions Parquet)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+class TrackInputs:
+    det: str                                   # what the user named (file or folder)
+    out: str                                   # output folder for <seq>.txt, tracks/, review/
+    jobs: tuple[SequenceJob, ...] = field(default=(), repr=False)
+    render: bool = False
 
 
-def load_frame(image_dir: str, frame: int, ext: str = ".jpg") -> np.ndarray:
-    """RGB uint8 image of a MOTChallenge frame ``<image_dir>/<frame:06d><ext>``."""
-    uri = storage.join(image_dir, f"{frame:06d}{ext}")
-    img = cv2.imdecode(np.frombuffer(storage.read_bytes(uri), np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise ValueError(f"{uri}: not a decodable image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+@dataclass(frozen=True)
+class TrackVideoInputs:
+    video: str
+    out: str
+    model: Any                                 # the resolved ModelConfig
+    model_source: str
+    category_ids: list[int] | None
+    predict: Any                               # the predict section: postprocess, geometry, batch size
 
 
-def process_sequence(job: SequenceJob, config: TrackConfig, out_uri: str, *, render: bool = False
-                     ) -> dict:
-    """Track ``job`` and write its outputs under ``out_uri``; returns a plain-data summary that
-    includes the metric partials when the job has ground truth."""
-    det = np.asarray(job.det_rows, dtype=np.float64).reshape(-1, 10) if job.det_rows is not None \
-        else read_mot(job.det_uri)
-    tracker = build_tracker(config, job.frame_rate)
-    loader = (lambda f: load_frame(job.image_dir, f, job.im_ext)) if job.image_dir else None
-    t0 = time.perf_counter()
-    frames = track_mot_rows(det, config=config, frame_rate=job.frame_rate, num_frames=job.num_frames,
-                            load_image=loader, tracker=tracker)
-    seconds = time.perf_counter() - t0
-    rows = tracks_to_mot(frames)
-    write_mot(rows, storage.join(out_uri, f"{job.name}.txt"))
-    storage.write_parquet(tracks_to_arrow(frames, job.name), storage.join(out_uri, "tracks", f"{job.name}.parquet"))
-    if config.log_associations:
-        logt = pa.Table.from_pylist([{"sequence": job.name, **r} for r in tracker.association_log],
-                                    schema=ASSOCIATION_SCHEMA)
-        storage.write_parquet(logt, storage.join(out_uri, "associations", f"{job.name}.parquet"))
-    summary = {
-        "sequence": job.name, "frames": len(frames), "detections": int(len(det)),
-        "boxes": int(len(rows)), "tracks": int(len(np.unique(rows[:, 1]))) if len(rows) else 0,
-        "tracking_fps": len(frames) / seconds if seconds > 0 else float("inf"),
-        "txt": storage.join(out_uri, f"{job.name}.txt"),
-    }
-    if render and job.image_dir:
-        from cvray.track.render import render_review
+def sequence_jobs(det: str, *, seqinfo: str | None = None, frame_rate: float | None = None
+                  ) -> list[SequenceJob]:
+    """Jobs for a det.txt, a predictions Parquet, or a folder of MOTChallenge sequences."""
+    det = det.rstrip("/")
+    if not storage.exists(det):
+        raise InputError(f"{det}: no such file or folder")
+    if det.endswith(".parquet") or (not is_file(det) and storage.list_files(det, ".parquet", recursive=False)):
+        fr = frame_rate or 30.0
+        return [SequenceJob(name=name, det_rows=rows.tolist(), frame_rate=fr)
+                for name, rows in read_predictions(det).items()]
+    found = find_sequences(det, "det")
+    jobs = []
+    for name, uri in found.items():
+        seq_dir = posixpath.dirname(posixpath.dirname(uri))
+        ini = seqinfo if (seqinfo and len(found) == 1) else storage.join(seq_dir, "seqinfo.ini")
+        info = read_seqinfo(ini) if storage.exists(ini) else None
+        if info is None and seqinfo:
+            raise InputError(f"{seqinfo}: no such file")
+        gt = storage.join(seq_dir, "gt", "gt.txt")
+        img = storage.join(seq_dir, info.im_dir) if info else None
+        jobs.append(SequenceJob(
+            name=info.name if info and len(found) == 1 and name == posixpath.basename(det).split(".")[0]
+            else name,
+            det_uri=uri, frame_rate=frame_rate or (info.frame_rate if info else 30.0),
+            num_frames=info.seq_length if info else None,
+            image_dir=img if img and storage.exists(img) else None,
+            im_ext=info.im_ext if info else ".jpg",
+            gt_uri=gt if storage.exists(gt) else None))
+    return jobs
 
-        video = render_review(frames, lambda f: load_frame(job.image_dir, f, job.im_ext), det,
-                              fps=job.frame_rate)
-        uri = storage.join(out_uri, "review", f"{job.name}.mp4")
-        storage.write_bytes(uri, video)
-        summary["review_video"] = uri
-    if job.gt_uri and storage.exists(job.gt_uri):
-        from cvray.track.metrics import evaluate_sequence
 
-        summary["partial"] = evaluate_sequence(read_mot(job.gt_uri), rows, num_frames=job.num_frames)
+def prepare_track(det: str, *, out: str, seqinfo: str | None = None, frame_rate: float | None = None,
+                  render: bool = False) -> TrackInputs:
+    """Resolve ``det`` into one job per sequence (:class:`InputError` when it names nothing)."""
+    try:
+        jobs = sequence_jobs(det, seqinfo=seqinfo, frame_rate=frame_rate)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from exc
+    return TrackInputs(det=det, out=out, jobs=tuple(jobs), render=render)
+
+
+def track_fingerprint(inputs: TrackInputs) -> dict[str, Any]:
+    """The manifest's ``dataset``: every det.txt / gt.txt read (or the predictions Parquet)."""
+    from cvray.data.fingerprint import files_fingerprint
+
+    files = {f"{j.name}/{kind}": uri for j in inputs.jobs for kind, uri in (("det", j.det_uri), ("gt", j.gt_uri))}
+    if not any(files.values()):  # detections from a predictions Parquet
+        files = {"det": inputs.det}
+    return files_fingerprint(files)
+
+
+def _track_in_process(jobs, section: TrackConfig, out: str, render: bool,
+                      on_done: Callable[[dict], None]) -> list[dict]:
+    results = []
+    for job in jobs:
+        try:
+            results.append(process_sequence(job, section, out, render=render))
+        except (OSError, ValueError) as exc:  # the same error row an actor returns
+            results.append({"sequence": job.name, "error": f"{type(exc).__name__}: {exc}",
+                            "file": job.det_uri})
+        on_done(results[-1])
+    return results
+
+
+def run_track(run: Any, section: TrackConfig, inputs: TrackInputs, *, ray: bool = False,
+              on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Track every sequence (Ray actors when ``ray``: Ray must be up, the run context starts it);
+    ``on_progress(done, total, frames=...)`` after each sequence."""
+    jobs = list(inputs.jobs)
+    done: list[dict] = []
+
+    def on_done(result: dict) -> None:
+        done.append(result)
+        if on_progress is not None:
+            on_progress(len(done), len(jobs), frames=sum(int(r.get("frames", 0)) for r in done))
+    if ray:
+        from cvray.track.distributed import track_sequences
+
+        results = track_sequences(jobs, section, inputs.out, render=inputs.render, on_done=on_done)
+    else:
+        results = _track_in_process(jobs, section, inputs.out, inputs.render, on_done)
+    errors = [r for r in results if "error" in r]
+    run.add_issues(issue("track", "sequence.failed", f"{r['sequence']}: {r['error']}", file=r.get("file"))
+                   for r in errors)
+    ok = [r for r in results if "error" not in r]
+    run.write_table("sequences", sequences_to_table(ok))
+    summary: dict = {"out": inputs.out, "run_id": run.id, "sequences": len(jobs), "failed": len(errors),
+                     "frames": sum(r["frames"] for r in ok), "tracks": sum(r["tracks"] for r in ok),
+                     "boxes": sum(r["boxes"] for r in ok)}
+    partials = [r["partial"] for r in ok if "partial" in r]
+    if partials:
+        metrics = {r["sequence"]: metric_row(summarize(r["partial"])) for r in ok if "partial" in r}
+        metrics["combined"] = metric_row(summarize(combine(partials)))
+        run.write_table("metrics", metrics_to_table(metrics))
+        summary["metrics"] = metrics["combined"]
+    if errors:
+        summary["errors"] = {r["sequence"]: r["error"] for r in errors}
+    run.summary.update(summary)
+    return summary
+
+
+def prepare_track_video(predict_section: Any, *, video: str, out: str, model: str,
+                        categories: str | None = None) -> TrackVideoInputs:
+    """Resolve ``--model`` (as ``cvray predict`` does, from ``predict.model``) and the categories."""
+    from cvray.predict.model_spec import resolve_model
+    from cvray.predict.workflow import resolve_categories
+
+    if not storage.exists(video):
+        raise InputError(f"{video}: no such video file")
+    category_ids, _ = resolve_categories(categories, None, model)
+    model_cfg, source = resolve_model(model, predict_section.model, len(category_ids) if category_ids else None)
+    return TrackVideoInputs(video=video, out=out, model=model_cfg, model_source=source,
+                            category_ids=category_ids, predict=predict_section)
+
+
+def run_track_video(run: Any, section: TrackConfig, inputs: TrackVideoInputs) -> dict[str, Any]:
+    """Detect (+ segment) every frame, track, write the txt / Parquet / JSON and the review mp4."""
+    from cvray.predict.engine import ModelFactory, Predictor
+    from cvray.track.video import track_video
+
+    p = inputs.predict
+    predictor = Predictor(ModelFactory(inputs.model), postprocess_cfg=p.postprocess,
+                          category_ids=inputs.category_ids)
+    run.update(model={"source": inputs.model_source})
+    summary = track_video(inputs.video, predictor, inputs.out, track_config=section, geometry=p.geometry,
+                          batch_size=p.batch_size, render=True)
+    run.summary.update(summary)
     return summary

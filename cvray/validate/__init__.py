@@ -2,6 +2,6 @@
 
 Pure cores (no Ray): :mod:`rules` (catalogue), :mod:`images`, :mod:`schema`, :mod:`boxes`,
 :mod:`masks`, :mod:`classes`, :mod:`leakage`, :mod:`split`, :mod:`card`, :mod:`baselines`,
-:mod:`convert`, :mod:`pipeline`; the Ray Data adapter is :mod:`distributed`. They import nothing
+:mod:`convert`, :mod:`reference` (the in-process reference); the Ray Data adapter is :mod:`distributed`. They import nothing
 heavy (no torch, no Ray), so Ray workers that check images start fast.
 """

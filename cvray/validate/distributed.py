@@ -29,7 +29,7 @@ from cvray.validate.leakage import (
     bucket_pairs,
     pair_issues,
 )
-from cvray.validate.pipeline import ValidationResult, annotation_stage, check_image_job, image_jobs
+from cvray.validate.reference import ValidationResult, annotation_stage, check_image_job, image_jobs
 
 __all__ = ["validate_ray"]
 

@@ -1,4 +1,7 @@
-"""``cvray validate`` as one short function: validate (Ray Data or local) -> baselines -> write.
+"""The validate stage's workflows: ``run_validate`` (rules, leakage, baselines: Ray Data or in
+process) and the dataset tools ``run_card``, ``run_split``, ``run_convert`` (``cvray data card /
+split / convert``). ``load_annotation_docs`` reads what the user named (:class:`InputError` when a
+file cannot be used, before any run exists).
 
 Tables written to the run: ``issues`` (the runs issues schema), ``leakage_pairs``
 (:data:`cvray.validate.leakage.PAIR_SCHEMA`), ``images`` (per-image format/mode/size/pHash/sha,
@@ -12,13 +15,15 @@ from typing import Any
 
 from cvray.io import storage
 from cvray.runs import Run
+from cvray.runs.errors import InputError
 from cvray.validate.baselines import run_baselines
 from cvray.validate.config import ValidateConfig
 from cvray.validate.leakage import pairs_to_table
-from cvray.validate.pipeline import ValidationResult, annotation_splits, validate_local
+from cvray.validate.reference import ValidationResult, annotation_splits, validate_local
 from cvray.validate.tables import baselines_to_table
 
-__all__ = ["ValidateInputs", "run_validate"]
+__all__ = ["CardInputs", "ConvertInputs", "SplitInputs", "ValidateInputs", "load_annotation_docs",
+           "run_card", "run_convert", "run_split", "run_validate"]
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +90,164 @@ def run_validate(run: Run | None, section: ValidateConfig, inputs: ValidateInput
         run.flush_issues()
         run.summary.update(summary)
     return result, summary
+
+
+# -- dataset tools: card, split, convert ---------------------------------------------------------
+
+
+def load_annotation_docs(files: list[str]) -> dict[str, dict]:
+    """split -> COCO dict of ``instances_<split>.json`` files; :class:`InputError` names a bad one."""
+    from cvray.data.coco import DatasetError, load_coco
+
+    try:
+        splits = annotation_splits(files)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    docs = {}
+    for split, uri in splits.items():
+        if not storage.exists(uri):
+            raise InputError(f"{uri}: no such annotation file")
+        try:
+            docs[split] = load_coco(uri)
+        except DatasetError as exc:
+            raise InputError(str(exc)) from exc
+    return docs
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    annotations: tuple[str, ...]
+    images: str
+    out: str                           # card.md, card.json, overlays/<split>.png
+    name: str = "dataset"
+    sources: tuple[str, ...] = ()
+    split_strategy: str = "as given"
+    artifacts: tuple[str, ...] = ()
+    validate: bool = True              # include the validation / leakage summary
+
+
+def run_card(run: Run, section: ValidateConfig, inputs: CardInputs, *, seed: int = 0) -> dict[str, Any]:
+    """Write the dataset card (Markdown + JSON) and an overlay grid per split."""
+    from cvray.validate.card import card_markdown, dataset_card, overlay_grid
+
+    files = list(inputs.annotations)
+    docs = load_annotation_docs(files)
+    validation, leakage, rows = {}, {}, []
+    if inputs.validate:
+        s = validate_local(files, inputs.images, section).summary(section)
+        validation = {"issues": s["issues"], "rules": s["rules"], "passed": s["passed"]}
+        leakage = {"cross_split_pairs": s["leak_pairs_cross_split"],
+                   "within_split_duplicate_pairs": s["duplicate_pairs_within_split"],
+                   "group_leaks": s["rules"].get("leak.group", 0),
+                   "phash_threshold": section.phash_threshold}
+    if "train" in docs:
+        for split, doc in docs.items():
+            if split != "train" and doc["annotations"]:
+                rows += run_baselines(docs["train"], doc, section, split=split)[0]
+    card = dataset_card(docs, name=inputs.name, sources=list(inputs.sources),
+                        split_strategy=inputs.split_strategy, validation=validation, leakage=leakage,
+                        known_artifacts=list(inputs.artifacts), baselines=rows)
+    md = card_markdown(card)
+    storage.write_bytes(storage.join(inputs.out, "card.md"), md.encode())
+    storage.write_json(storage.join(inputs.out, "card.json"), card)
+    run.write_artifact("card.md", md.encode())
+    overlays = {}
+    for split, doc in docs.items():
+        png = overlay_grid(doc, inputs.images, seed=seed)
+        uri = storage.join(inputs.out, "overlays", f"{split}.png")
+        storage.write_bytes(uri, png)
+        run.write_artifact(f"overlays/{split}.png", png)
+        overlays[split] = uri
+    run.summary.update({"card": storage.join(inputs.out, "card.md"), "splits": list(docs)})
+    return {"card_md": storage.join(inputs.out, "card.md"), "card_json": storage.join(inputs.out, "card.json"),
+            "overlays": overlays, "splits": {k: v["images"] for k, v in card["splits"].items()}}
+
+
+@dataclass(frozen=True)
+class SplitInputs:
+    annotations: tuple[str, ...]
+    out: str                           # instances_<split>.json
+    fractions: tuple[tuple[str, float], ...]
+    group_keys: tuple[str, ...] = ()   # default: validation.group_keys
+    seed: int = 0
+
+
+def parse_fractions(text: str) -> tuple[tuple[str, float], ...]:
+    """``train=0.7,val=0.15,test=0.15`` -> pairs; :class:`InputError` when malformed."""
+    out = {}
+    for part in text.split(","):
+        name, _, val = part.partition("=")
+        try:
+            out[name.strip()] = float(val)
+        except ValueError:
+            raise InputError(f"--fractions: {part!r} is not split=fraction") from None
+    if not out or any(v < 0 for v in out.values()) or sum(out.values()) <= 0:
+        raise InputError(f"--fractions: {text!r} must be non-negative and sum > 0")
+    return tuple(out.items())
+
+
+def run_split(run: Run, section: ValidateConfig, inputs: SplitInputs) -> dict[str, Any]:
+    """Re-split so that whole groups go to one split (leak-free by construction, checked)."""
+    import json
+
+    from cvray.validate.leakage import group_leaks
+    from cvray.validate.split import resplit_coco
+
+    docs = load_annotation_docs(list(inputs.annotations))
+    keys = tuple(inputs.group_keys or section.group_keys)
+    try:
+        out = resplit_coco(list(docs.values()), dict(inputs.fractions), seed=inputs.seed, group_keys=keys)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    leaks = group_leaks(((s, img) for s, d in out.items() for img in d["images"]), keys)
+    if leaks:  # cannot happen by construction; refuse to write leaky splits if it ever does
+        raise RuntimeError(f"split by group produced group leakage: {leaks[0].message}")
+    written = {}
+    for split, doc in out.items():
+        uri = storage.join(inputs.out, f"instances_{split}.json")
+        storage.write_bytes(uri, json.dumps(doc).encode())
+        written[split] = uri
+    total = sum(len(d["images"]) for d in out.values())
+    stats = {s: {"images": len(d["images"]), "annotations": len(d["annotations"]),
+                 "fraction": round(len(d["images"]) / max(total, 1), 4)} for s, d in out.items()}
+    run.summary.update({"splits": stats, "group_keys": list(keys)})
+    return {"files": written, "splits": stats, "group_keys": list(keys), "seed": inputs.seed}
+
+
+@dataclass(frozen=True)
+class ConvertInputs:
+    input: str                         # COCO JSON, YOLO folder (data.yaml + labels/) or MOT root
+    to: str                            # yolo | mot | coco
+    out: str                           # folder (yolo, mot) or JSON file (coco)
+    images: str | None = None          # images root (YOLO -> COCO without metadata)
+
+
+def run_convert(run: Run, section: ValidateConfig, inputs: ConvertInputs) -> dict[str, Any]:
+    """COCO <-> YOLO txt, COCO video <-> MOT txt; the skipped records are counted with reasons."""
+    import json
+
+    from cvray.data.coco import DatasetError, load_coco
+    from cvray.validate import convert
+
+    src = inputs.input
+    if not storage.exists(src):
+        raise InputError(f"{src}: no such file or folder")
+    try:
+        if inputs.to == "yolo":
+            result = convert.coco_to_yolo(load_coco(src), inputs.out)
+        elif inputs.to == "mot":
+            result = convert.coco_to_mot(load_coco(src), inputs.out)
+        else:  # to coco: from a YOLO folder or a MOT root / sequence
+            if storage.exists(storage.join(src, "labels")) or storage.exists(storage.join(src, "data.yaml")):
+                doc = convert.yolo_to_coco(src, inputs.images)
+            else:
+                doc = convert.mot_to_coco(src)
+            storage.write_bytes(inputs.out, json.dumps(doc).encode())
+            result = {"images": len(doc["images"]), "annotations": len(doc["annotations"]),
+                      "videos": len(doc.get("videos", []))}
+    except (DatasetError, ValueError, FileNotFoundError) as exc:
+        raise InputError(str(exc)) from exc
+    skipped = result.pop("skipped", [])
+    run.summary.update(result)
+    return {**result, "skipped": len(skipped), "skipped_reasons": sorted({s["reason"] for s in skipped}),
+            "to": inputs.to, "out": inputs.out}

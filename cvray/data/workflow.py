@@ -1,7 +1,14 @@
-"""Data workflows as short functions: read (Ray Data) → map → write to the run."""
+"""The data stage's workflows: ``run_synth`` and ``run_ingest`` (read with Ray Data → map → write).
+
+Example::
+
+    with run_context("data ingest", cfg, ray=True) as run:
+        summary = run_ingest(run, cfg.data, IngestInputs(dataset="./synth/coco"))
+"""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from cvray.data.coco import dataset_fingerprint
@@ -11,11 +18,45 @@ from cvray.data.summary import aggregate, image_stats
 from cvray.io import storage
 from cvray.runs import Run
 
-__all__ = ["coco_layout", "ingest_coco"]
+__all__ = ["IngestInputs", "SynthInputs", "coco_layout", "ingest_coco", "run_ingest", "run_synth"]
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SynthInputs:
+    out: str            # where the dataset goes (local folder or s3://)
+    images: int
+    videos: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class IngestInputs:
+    dataset: str        # a COCO root: annotations/instances_<split>.json + images/
+
+
+def run_synth(run: Run, section: Any, inputs: SynthInputs) -> dict[str, Any]:
+    """Generate the synthetic dataset (``section``: the ``synth`` config) and record its layout."""
+    from cvray.data.synth import synthesize
+
+    if inputs.images < 1 or inputs.videos < 0:
+        raise ValueError("images must be >= 1 and videos >= 0")
+    result = synthesize(inputs.out, inputs.images, inputs.videos, inputs.seed, section)
+    run.summary.update(result)
+    return result
+
+
+def run_ingest(run: Run, section: Any, inputs: IngestInputs, *, ray: bool = True) -> dict[str, Any]:
+    """Ingest every split of ``inputs.dataset`` (``section``: the ``data`` config, unused so far:
+    the dataset comes from the inputs). Ray Data only: ``ray=False`` is refused."""
+    if not ray:
+        raise ValueError("ingest reads through Ray Data; there is no in-process path")
+    result = ingest_coco(run, coco_layout(inputs.dataset), storage.join(inputs.dataset, "images"))
+    run.summary.update(result)
+    return result
 
 
 def coco_layout(root: str) -> dict[str, str]:

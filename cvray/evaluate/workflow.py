@@ -1,6 +1,13 @@
-"""Write one evaluation as a run: every number as a Parquet table, every plot as a PNG artifact.
+"""The eval stage's workflow: ``prepare_eval`` (read the ground truth and the predictions) →
+``run_eval`` (COCO AP; with ``save`` every number as a Parquet table, every plot as a PNG).
 
-Tables: ``coco_stats`` (one row per stat), ``per_class`` (AP, AP50, VOC AP50), ``pr_curves``,
+Example::
+
+    inputs = prepare_eval(gt="instances_val.json", pred="<predict run>", iou_type="bbox", save=True)
+    with run_context("eval", cfg, dataset=lambda: eval_fingerprint(inputs)) as run:
+        summary = run_eval(run, cfg.eval, inputs)
+
+Tables (``save``): ``coco_stats`` (one row per stat), ``per_class`` (AP, AP50, VOC AP50), ``pr_curves``,
 ``confidence_curves``, ``confusion``, ``errors`` (one row per error), ``error_summary``,
 ``error_per_class``, ``error_per_size``. Artifacts: ``plots/pr_<category>.png``,
 ``plots/confidence_all.png``, ``plots/confusion.png``, ``failures/<type>/<n>.png``.
@@ -9,6 +16,8 @@ Tables: ``coco_stats`` (one row per stat), ``per_class`` (AP, AP50, VOC AP50), `
 from __future__ import annotations
 
 import logging
+import posixpath
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +33,7 @@ from cvray.evaluate.overlays import render_failure, select_failures
 from cvray.evaluate.tables import rows_to_table
 from cvray.evaluate.voc import voc_evaluate
 
-__all__ = ["write_eval_run", "eval_tables"]
+__all__ = ["EvalInputs", "eval_fingerprint", "eval_tables", "prepare_eval", "run_eval", "write_eval_run"]
 
 log = logging.getLogger(__name__)
 
@@ -124,3 +133,70 @@ def write_eval_run(run: Any, gt: dict, preds: list[dict], result: CocoEvalResult
     for rel, data in pngs.items():
         run.write_artifact(rel, data)
     return {"tables": sorted(tables), "failures_rendered": sum(1 for k in pngs if k.startswith("failures/"))}
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    gt_uri: str
+    pred_uri: str
+    iou_type: str = "bbox"
+    save: bool = False                  # also write every table and plot into the run
+    images_root: str | None = None      # images of the GT, for the failure overlays
+    gt: dict = field(default_factory=dict, repr=False)
+    preds: list = field(default_factory=list, repr=False)
+
+
+def default_images_root(gt_uri: str) -> str | None:
+    """COCO layout ``<root>/annotations/x.json`` + ``<root>/images``; None when absent."""
+    from cvray.io import storage
+
+    parent = posixpath.dirname(posixpath.dirname(gt_uri.rstrip("/")))
+    cand = storage.join(parent or ".", "images")
+    return cand if storage.list_files(cand) else None
+
+
+def prepare_eval(*, gt: str, pred: str, iou_type: str = "bbox", save: bool = False,
+                 images_root: str | None = None) -> EvalInputs:
+    """Read both sides; :class:`~cvray.runs.errors.InputError` names the file that cannot be used."""
+    from cvray.data.coco import load_coco
+    from cvray.evaluate.loaders import load_predictions
+    from cvray.runs.errors import InputError
+
+    gt_dict = load_coco(gt)
+    preds = load_predictions(pred)
+    if iou_type == "segm" and preds and "segmentation" not in preds[0]:
+        raise InputError(f"{pred}: --iou-type segm needs mask predictions (RLE 'segmentation')")
+    if save and images_root is None:
+        images_root = default_images_root(gt)
+    return EvalInputs(gt_uri=gt, pred_uri=pred, iou_type=iou_type, save=save, images_root=images_root,
+                      gt=gt_dict, preds=preds)
+
+
+def eval_fingerprint(inputs: EvalInputs) -> dict[str, Any]:
+    from cvray.data.fingerprint import coco_fingerprint
+
+    return {**coco_fingerprint({"gt": inputs.gt_uri}), "pred": inputs.pred_uri}
+
+
+def run_eval(run: Any, section: EvalConfig, inputs: EvalInputs) -> dict[str, Any]:
+    """COCO-evaluate; the 12 stats at the top of the summary, the rest under ``details``."""
+    from cvray.evaluate.coco import CocoEvalError, coco_evaluate
+    from cvray.runs.errors import InputError
+
+    try:
+        result = coco_evaluate(inputs.gt, inputs.preds, inputs.iou_type)
+    except CocoEvalError as exc:
+        raise InputError(f"{inputs.pred_uri}: {exc}") from exc
+    summary: dict = {k: result.stats[k] for k in STAT_KEYS}
+    run.summary.update(summary)
+    run.summary.update(iou_type=result.iou_type, images=result.num_images, predictions=result.num_predictions)
+    details = {"iou_type": inputs.iou_type, "gt": inputs.gt_uri, "pred": inputs.pred_uri,
+               "images": result.num_images, "predictions": result.num_predictions,
+               # NaN (class without GT) as null: the --json output stays strict JSON
+               "per_class": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+                             for r in result.per_class_rows()]}
+    if inputs.save:
+        wrote = write_eval_run(run, inputs.gt, inputs.preds, result, section, images_root=inputs.images_root)
+        run.summary["failures_rendered"] = wrote["failures_rendered"]
+    summary["details"] = details
+    return summary

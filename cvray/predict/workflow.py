@@ -1,0 +1,97 @@
+"""The predict stage's workflow: ``prepare_predict`` (resolve what the user named) then
+``run_predict`` (read → model actors → write, on Ray Data).
+
+Example::
+
+    inputs = prepare_predict(cfg.predict, input="./synth/coco/images", model="./cvray-runs/<train run>")
+    with run_context("predict", cfg, ray=True, dataset=lambda: predict_fingerprint(inputs)) as run:
+        summary = run_predict(run, cfg.predict, inputs)
+
+``prepare_predict`` raises :class:`~cvray.runs.errors.InputError` (the CLI: one line, exit 2)
+before any run exists when the model, the categories or the input cannot be used.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from cvray.io import storage
+from cvray.predict.config import PredictConfig
+from cvray.predict.model_spec import resolve_model, run_categories
+from cvray.runs.errors import InputError
+
+__all__ = ["PredictInputs", "predict_fingerprint", "prepare_predict", "resolve_categories", "run_predict"]
+
+
+@dataclass(frozen=True)
+class PredictInputs:
+    input: str                         # image folder, COCO JSON, video or video folder
+    model: Any                         # the resolved ModelConfig
+    model_source: str                  # what --model named, in words
+    category_ids: list[int] | None     # model label k -> category_ids[k-1]
+    categories_source: str | None
+    units: list[dict] = field(default_factory=list, repr=False)  # units of work (cvray.predict.sources)
+
+
+def resolve_categories(categories: str | None, input_uri: str | None, model: str) -> tuple[list[int] | None, str | None]:
+    """Sorted category ids for the model's labels: ``categories`` (a COCO JSON), else the input's
+    own COCO JSON, else the dataset a training run was trained on."""
+    from cvray.data.coco import DatasetError, load_coco
+
+    uri = categories or (input_uri if input_uri and input_uri.lower().endswith(".json") else None)
+    if uri:
+        try:
+            return sorted(int(c["id"]) for c in load_coco(uri)["categories"]), uri
+        except (DatasetError, storage.StorageError, KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{uri}: cannot read its categories ({exc})") from exc
+    ids = run_categories(model)
+    return ids, (f"{model} (training dataset)" if ids else None)
+
+
+def prepare_predict(section: PredictConfig, *, input: str, model: str, images_root: str | None = None,
+                    categories: str | None = None) -> PredictInputs:
+    """Resolve ``--model``, the category map and the units of work of ``--input``."""
+    from cvray.predict.sources import list_units
+
+    category_ids, cats_source = resolve_categories(categories, input, model)
+    model_cfg, source = resolve_model(model, section.model, len(category_ids) if category_ids else None)
+    if model_cfg.task == "semantic":
+        raise InputError(f"{model}: cvray predict runs detection / instance models; semantic models are "
+                         "evaluated with cvray.evaluate.semantic")
+    if not storage.exists(input):
+        raise InputError(f"{input}: no such file or folder")
+    units = list_units(input, images_root=images_root, video_stride=section.video_stride)
+    return PredictInputs(input=input, model=model_cfg, model_source=source, category_ids=category_ids,
+                         categories_source=cats_source, units=units)
+
+
+def predict_fingerprint(inputs: PredictInputs) -> dict[str, Any]:
+    """The manifest's ``dataset``: a COCO input's annotations + image list, else the files read."""
+    from cvray.data.fingerprint import coco_fingerprint, files_fingerprint
+
+    fp = (coco_fingerprint({"input": inputs.input}) if inputs.input.lower().endswith(".json")
+          else files_fingerprint({"input": inputs.input}))
+    return {**fp, "input": inputs.input, "categories": inputs.categories_source}
+
+
+def run_predict(run: Any, section: PredictConfig, inputs: PredictInputs, *, ray: bool = True,
+                on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Predict every unit on Ray Data and write the ``predictions`` / ``issues`` tables.
+
+    ``on_progress(done, total, **info)`` is called as images/frames come back (``img_s=``)."""
+    if not ray:
+        raise ValueError("predict runs on Ray Data; there is no in-process path (use "
+                         "cvray.predict.engine.Predictor directly)")
+    from cvray.predict.distributed import predict_ray
+    from cvray.predict.engine import ModelFactory
+
+    run.update(model={"source": inputs.model_source, "config": inputs.model.model_dump(mode="json")})
+    cb = None
+    if on_progress is not None:
+        def cb(done: int, total: int, ips: float) -> None:
+            on_progress(done, total, img_s=round(ips, 2))
+    summary = predict_ray([dict(u) for u in inputs.units], run, cfg=section,
+                          model_factory=ModelFactory(inputs.model), category_ids=inputs.category_ids,
+                          on_progress=cb)
+    run.summary.update(summary)
+    return summary
