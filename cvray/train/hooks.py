@@ -1,16 +1,18 @@
 """Small hooks around :func:`cvray.train.engine.train_loop` (Detectron2's pattern).
 
 Each hook sees ``before_train(state)``, ``after_step(state, logs)`` and ``after_train(state)``.
-Order matters and is fixed by :func:`default_hooks`: LR -> timing/logging -> eval -> checkpoint,
-so a checkpoint always carries the metrics of the evaluation at the same iteration, and a best
-checkpoint is written right after the evaluation that earned it. Hooks that write results act on
-the main worker only; hooks that need every worker (evaluation, RNG gathering for checkpoints)
-run on all of them.
+Order matters and is fixed in one place, :func:`default_hooks`: LR -> timing -> metrics/logging
+-> eval -> checkpoint -> progress, so a checkpoint always carries the metrics of the evaluation at
+the same iteration, and a best checkpoint is written right after the evaluation that earned it
+(the checkpoint hook runs next and saves ``best`` when :attr:`EvalHook.improved_at` is this
+iteration). Hooks that write results act on the main worker only; hooks that need every worker
+(evaluation, RNG gathering for checkpoints) run on all of them.
 """
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -18,7 +20,8 @@ import torch.distributed as dist
 
 from cvray.train.checkpoint import CheckpointStore, capture_rng, unwrap
 
-__all__ = ["CheckpointHook", "EvalHook", "FailOnce", "Hook", "LRSchedulerHook", "MetricsHook", "TimingHook"]
+__all__ = ["CheckpointHook", "DefaultHooks", "EvalHook", "FailOnce", "Hook", "LRSchedulerHook", "MetricsHook",
+           "TimingHook", "default_hooks", "restore"]
 
 log = logging.getLogger(__name__)
 
@@ -99,14 +102,16 @@ class EvalHook(Hook):
 
     ``eval_fn(state) -> (metrics, per_class_rows)`` runs on every worker (it gathers the
     workers' partials) and returns the same metrics everywhere, so all workers agree on whether
-    this evaluation is the best so far and on writing ``best.pt``.
+    this evaluation is the best so far (:attr:`improved_at`) and the checkpoint hook after it
+    writes ``best.pt`` on all of them together.
     """
 
     def __init__(self, period: int, eval_fn: Callable, metric: str, *, writer: Any = None,
-                 checkpointer: "CheckpointHook | None" = None, curves: "MetricsHook | None" = None):
+                 curves: "MetricsHook | None" = None):
         self.period, self.eval_fn, self.metric = period, eval_fn, metric
-        self.writer, self.checkpointer, self.curves = writer, checkpointer, curves
+        self.writer, self.curves = writer, curves
         self.history: list[dict[str, float]] = []
+        self.improved_at: int | None = None  # iteration of the last evaluation that set a best
         self._last = None
 
     def _run(self, state):
@@ -129,8 +134,7 @@ class EvalHook(Hook):
                                  self.curves.rows if self.curves else [])
         if improved:
             state.best_metric = value
-            if self.checkpointer is not None:
-                self.checkpointer.save(state, "best")
+            self.improved_at = state.iteration
 
     def after_step(self, state, logs):
         if self.period and state.iteration % self.period == 0 and state.iteration < state.max_iter:
@@ -142,18 +146,21 @@ class EvalHook(Hook):
 
 
 class CheckpointHook(Hook):
-    """Write ``latest`` every ``period`` iterations and at the end; ``best`` when EvalHook asks.
+    """Write ``latest`` every ``period`` iterations and at the end; ``best`` right after an
+    evaluation of ``evals`` (the :class:`EvalHook` before it) that improved the best metric.
 
     Every worker calls :meth:`save` (the RNG states of all workers are gathered); only the main
     worker writes. ``on_saved(state, name, uri)`` runs on every worker afterwards -- the Ray
     adapter uses it to report the checkpoint to Ray Train.
     """
 
-    def __init__(self, store: CheckpointStore, period: int, metric: str,
-                 on_saved: Callable | None = None):
-        self.store, self.period, self.metric, self.on_saved = store, period, metric, on_saved
+    def __init__(self, store: CheckpointStore, period: int, metric: str, *,
+                 evals: EvalHook | None = None, on_saved: Callable | None = None):
+        self.store, self.period, self.metric = store, period, metric
+        self.evals, self.on_saved = evals, on_saved
         self.write_times: list[float] = []
         self._last = None
+        self._best = None  # iteration of the last best.pt
 
     def state_dict(self, state) -> dict[str, Any]:
         rng = capture_rng(state.augment.get_state() if state.augment is not None else None)
@@ -186,14 +193,64 @@ class CheckpointHook(Hook):
         if self.on_saved is not None:
             self.on_saved(state, name, self.store.path(name))
 
+    def _save_best(self, state) -> None:
+        if self.evals is not None and self.evals.improved_at == state.iteration != self._best:
+            self._best = state.iteration
+            self.save(state, "best")
+
     def after_step(self, state, logs):
+        self._save_best(state)
         if state.iteration % self.period == 0 and state.iteration < state.max_iter:
             self.save(state, "latest")
 
     def after_train(self, state):
         # after a non-finite loss the last good checkpoint stays as it is
-        if state.stop_reason is None and self._last != state.iteration:
-            self.save(state, "latest")
+        if state.stop_reason is None:
+            self._save_best(state)
+            if self._last != state.iteration:
+                self.save(state, "latest")
+
+
+@dataclass
+class DefaultHooks:
+    """The hooks every training run has, by name (the worker's summary reads them)."""
+
+    lr: LRSchedulerHook
+    timing: TimingHook
+    metrics: MetricsHook
+    eval: EvalHook | None = None
+    checkpoint: CheckpointHook | None = None
+
+    def ordered(self) -> list[Hook]:
+        """The hooks in the order they run (see the module docstring)."""
+        return [h for h in (self.lr, self.timing, self.metrics, self.eval, self.checkpoint) if h is not None]
+
+
+def default_hooks(*, metric: str, log_period: int, writer: Any = None, eval_fn: Callable | None = None,
+                  eval_period: int = 0, store: CheckpointStore | None = None, checkpoint_period: int = 1,
+                  on_saved: Callable | None = None) -> DefaultHooks:
+    """The training hooks, built in the order they run.
+
+    ``writer`` (:class:`cvray.train.outputs.TrainOutputs` or None) gets the curves and
+    evaluations; ``eval_fn`` None = no validation split; ``store`` None = no checkpoints (no run).
+    Every ``latest`` checkpoint also rewrites the curves on the main worker (so the curves up to
+    a checkpoint survive a stop), then calls ``on_saved(state, name, uri)`` (the Ray adapter's
+    report to Ray Train).
+    """
+    lr, timing = LRSchedulerHook(), TimingHook()
+    metrics = MetricsHook(log_period, writer=writer)
+    evals = (EvalHook(eval_period, eval_fn, metric, writer=writer, curves=metrics)
+             if eval_fn is not None else None)
+    checkpoint = None
+    if store is not None:
+        def saved(state, name: str, uri: str) -> None:
+            if name == "latest" and state.is_main and writer is not None:
+                writer.curves(metrics.rows, evals.history if evals is not None else [])
+            if on_saved is not None:
+                on_saved(state, name, uri)
+
+        checkpoint = CheckpointHook(store, checkpoint_period, metric, evals=evals, on_saved=saved)
+    return DefaultHooks(lr, timing, metrics, evals, checkpoint)
 
 
 def restore(state, ckpt: dict[str, Any], *, rank: int = 0) -> None:

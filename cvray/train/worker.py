@@ -1,10 +1,13 @@
 """What one training process does, with or without Ray: build, resume, loop, summarise.
 
 :class:`TrainJob` is the picklable description of a training run (config, seed, run handle,
-dataset URIs). :func:`run_worker` builds model/optimizer/schedule/hooks for one worker, restores
-a checkpoint when asked, and runs :func:`~cvray.train.engine.train_loop`. The plain path
-(:func:`cvray.train.workflow.fit`) calls it once with rank 0; the Ray path calls it in every
-Ray Train worker with that worker's Ray Data shard (see :mod:`cvray.train.distributed`).
+dataset URIs). :func:`run_worker` runs the named steps for one worker: :func:`build_state`
+(model, optimizer, schedule, augmentation), :func:`resume` (a checkpoint when asked),
+:func:`worker_hooks` (:func:`cvray.train.hooks.default_hooks`, the one place the hook order is
+defined), :func:`~cvray.train.engine.train_loop`, then the issues and diagnostics tables and
+:func:`summary`. The plain path (:func:`cvray.train.workflow.fit`) calls it once with rank 0;
+the Ray path calls it in every Ray Train worker with that worker's Ray Data shard (see
+:mod:`cvray.train.distributed`).
 """
 from __future__ import annotations
 
@@ -23,14 +26,14 @@ from cvray.train.config import TrainConfig
 from cvray.train.data import CategoryMap, Sample, samples
 from cvray.train.engine import StepOptions, TrainState, train_loop
 from cvray.train.evaluation import predict_partial, summarize
-from cvray.train.hooks import (CheckpointHook, EvalHook, Hook, LRSchedulerHook, MetricsHook,
-                               TimingHook, restore)
+from cvray.train.hooks import DefaultHooks, default_hooks, restore
 from cvray.train.losses import build_loss
 from cvray.train.outputs import TrainOutputs
 from cvray.train.schedule import build_optimizer, build_scheduler
 from cvray.train.transforms import build_transforms
 
-__all__ = ["TrainJob", "WorkerEnv", "chunks", "run_worker", "worker_seed"]
+__all__ = ["TrainJob", "WorkerEnv", "WorkerState", "build_state", "carry_over_history", "chunks", "resume",
+           "run_worker", "summary", "worker_hooks", "worker_seed"]
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +124,26 @@ def _eval_fn(job: TrainJob, env: WorkerEnv) -> Callable:
     return evaluate
 
 
-def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
-    """Train on this worker; returns the summary (meaningful on rank 0)."""
+@dataclass
+class WorkerState:
+    """What :func:`build_state` makes for one worker: the loop's state and its ingredients."""
+
+    state: TrainState
+    seed: int  # this worker's seed (worker_seed(job.seed, rank))
+    augment: Any  # the training transforms (their RNG goes into checkpoints)
+    opts: StepOptions
+    store: CheckpointStore | None  # None without a run
+
+
+def build_state(job: TrainJob, env: WorkerEnv) -> WorkerState:
+    """Model, optimizer, schedule, AMP scaler and augmentation of this worker, seeded."""
     cfg = job.cfg
-    task = cfg.model.task
     seed = worker_seed(job.seed, env.rank)
     torch.manual_seed(job.seed)  # identical initial weights on every worker (DDP also syncs them)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
     mcfg = cfg.model.model_copy(update={"num_classes": job.categories.num_classes})
-    loss = build_loss(cfg.loss, job.categories.num_classes + 1) if task == "semantic" else None
+    loss = build_loss(cfg.loss, job.categories.num_classes + 1) if cfg.model.task == "semantic" else None
     model = build_model(mcfg, semantic_loss=loss).to(env.device)
     model = env.prepare_model(model)
     optimizer = build_optimizer(model.parameters(), cfg.optim)
@@ -141,65 +154,60 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
     torch.manual_seed(seed)  # from here on each worker draws its own random numbers
     state = TrainState(model, optimizer, scheduler, cfg.max_iter, scaler=scaler, rank=env.rank,
                        world_size=env.world_size, augment=augment)
-
     store = CheckpointStore.for_run(job.run.uri) if job.run is not None else None
-    ckpt = env.initial_checkpoint
+    opts = StepOptions(cfg.grad_accum_steps, cfg.optim.clip_grad_norm, use_amp, env.device)
+    return WorkerState(state, seed, augment, opts, store)
+
+
+def resume(job: TrainJob, env: WorkerEnv, ws: WorkerState) -> bool:
+    """Restore ``env.initial_checkpoint`` (Ray's) or, with ``train.resume``, the run's ``latest``;
+    returns whether a checkpoint was restored."""
+    store, ckpt = ws.store, env.initial_checkpoint
     if ckpt is None and job.resume and store is not None:
         ckpt = store.load("latest")
         if ckpt is None:
             raise FileNotFoundError(f"train.resume=true but {store.path('latest')} does not exist")
-    if ckpt is not None:
-        restore(state, ckpt, rank=env.rank)
-        state.last_checkpoint, state.last_checkpoint_iter = (store.path("latest") if store else None,
-                                                             state.iteration)
-        log.info("rank %d resumed at iteration %d (lr %.4g)", env.rank, state.iteration,
-                 optimizer.param_groups[0]["lr"])
+    if ckpt is None:
+        return False
+    state = ws.state
+    restore(state, ckpt, rank=env.rank)
+    state.last_checkpoint, state.last_checkpoint_iter = (store.path("latest") if store else None,
+                                                         state.iteration)
+    log.info("rank %d resumed at iteration %d (lr %.4g)", env.rank, state.iteration,
+             state.optimizer.param_groups[0]["lr"])
+    return True
 
-    metric = cfg.metric_name
-    outputs = TrainOutputs(job.run if env.rank == 0 else None, tensorboard=cfg.tensorboard, metric=metric)
-    timing = TimingHook()
-    curves = MetricsHook(cfg.log_period, writer=outputs)
-    hooks: list[Hook] = [LRSchedulerHook(), timing, curves]
-    ckpt_hook = eval_hook = None
-    if store is not None:
-        def on_saved(st: TrainState, name: str, uri: str) -> None:
-            if name == "latest" and st.is_main:  # curves up to every checkpoint survive a stop
-                outputs.curves(curves.rows, eval_hook.history if eval_hook is not None else [])
-            if env.on_saved is not None:
-                env.on_saved(st, name, uri)
 
-        ckpt_hook = CheckpointHook(store, cfg.checkpoint_period, metric, on_saved=on_saved)
-    if job.val_annotations:
-        eval_hook = EvalHook(cfg.eval_period, _eval_fn(job, env), metric, writer=outputs,
-                             checkpointer=ckpt_hook, curves=curves)
-        hooks.append(eval_hook)
-    if ckpt is not None and env.rank == 0 and job.run is not None:
-        # a resumed run keeps its curves: rows up to the checkpoint's iteration carry over
-        curves.rows = _prior_rows(job.run, "train_curves", state.iteration)
-        if eval_hook is not None:
-            eval_hook.history = _prior_rows(job.run, "eval_metrics", state.iteration)
-    if ckpt_hook is not None:
-        hooks.append(ckpt_hook)
-    hooks.extend(job.extra_hooks)
+def worker_hooks(job: TrainJob, env: WorkerEnv, ws: WorkerState, outputs: TrainOutputs) -> DefaultHooks:
+    """This worker's :func:`~cvray.train.hooks.default_hooks` from the job's config."""
+    cfg = job.cfg
+    return default_hooks(metric=cfg.metric_name, log_period=cfg.log_period, writer=outputs,
+                         eval_fn=_eval_fn(job, env) if job.val_annotations else None,
+                         eval_period=cfg.eval_period, store=ws.store,
+                         checkpoint_period=cfg.checkpoint_period, on_saved=env.on_saved)
 
+
+def carry_over_history(job: TrainJob, hooks: DefaultHooks, iteration: int) -> None:
+    """A resumed run keeps its curves: rows up to the checkpoint's iteration carry over (main)."""
+    hooks.metrics.rows = _prior_rows(job.run, "train_curves", iteration)
+    if hooks.eval is not None:
+        hooks.eval.history = _prior_rows(job.run, "eval_metrics", iteration)
+
+
+def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
+    """Train on this worker; returns the summary (meaningful on rank 0)."""
+    ws = build_state(job, env)
+    resumed = resume(job, env, ws)
+    outputs = TrainOutputs(job.run if env.rank == 0 else None, tensorboard=job.cfg.tensorboard,
+                           metric=job.cfg.metric_name)
+    hooks = worker_hooks(job, env, ws, outputs)
+    if resumed and env.rank == 0 and job.run is not None:
+        carry_over_history(job, hooks, ws.state.iteration)
     issues: list = []
-    start_epoch, skip = 0, 0
-    if env.steps_per_epoch:
-        start_epoch, done = divmod(state.iteration, env.steps_per_epoch)
-        skip = done * cfg.grad_accum_steps * cfg.batch_size  # samples already trained on
-
-    def epochs(e: int) -> Iterable[list[Sample]]:
-        recs = env.train_records(e)
-        if e == start_epoch and skip:
-            recs = list(recs)[skip:]
-        return chunks(samples(recs, job.images_root, job.categories, task=task,
-                              ignore_index=cfg.loss.ignore_index, transform=augment, issues=issues),
-                      cfg.batch_size)
-
-    start_iter = state.iteration
-    opts = StepOptions(cfg.grad_accum_steps, cfg.optim.clip_grad_norm, use_amp, env.device)
+    start_iter = ws.state.iteration
+    epochs, start_epoch = _epochs(job, env, ws, issues)
     try:
-        train_loop(state, epochs, opts, hooks, start_epoch=start_epoch)
+        train_loop(ws.state, epochs, ws.opts, [*hooks.ordered(), *job.extra_hooks], start_epoch=start_epoch)
     finally:
         outputs.close()
         if job.run is not None and issues:
@@ -208,25 +216,54 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
             # each worker writes its own part: a retried worker replaces it, never duplicates it
             job.run.write_table("issues", issues_to_table({k: i[k] for k in i} for i in
                                                           _dedupe(issues)), part=f"train-rank{env.rank}")
+    history = hooks.eval.history if hooks.eval is not None else []
     if env.rank == 0 and job.run is not None:
-        _write_diagnostics(job, curves.rows, eval_hook.history if eval_hook is not None else [], metric)
-    rows = curves.rows
+        _write_diagnostics(job, hooks.metrics.rows, history, job.cfg.metric_name)
+    return summary(job, ws, hooks, start_iter, issues)
+
+
+def _epochs(job: TrainJob, env: WorkerEnv, ws: WorkerState,
+            issues: list) -> tuple[Callable[[int], Iterable[list[Sample]]], int]:
+    """``epochs(e)`` -> epoch ``e``'s batches, and the epoch to start at. A resumed plain run
+    (``env.steps_per_epoch`` known) skips the samples it already trained on."""
+    cfg = job.cfg
+    start_epoch, skip = 0, 0
+    if env.steps_per_epoch:
+        start_epoch, done = divmod(ws.state.iteration, env.steps_per_epoch)
+        skip = done * cfg.grad_accum_steps * cfg.batch_size  # samples already trained on
+
+    def epochs(e: int) -> Iterable[list[Sample]]:
+        recs = env.train_records(e)
+        if e == start_epoch and skip:
+            recs = list(recs)[skip:]
+        return chunks(samples(recs, job.images_root, job.categories, task=cfg.model.task,
+                              ignore_index=cfg.loss.ignore_index, transform=ws.augment, issues=issues),
+                      cfg.batch_size)
+
+    return epochs, start_epoch
+
+
+def summary(job: TrainJob, ws: WorkerState, hooks: DefaultHooks, start_iter: int,
+            issues: list) -> dict[str, Any]:
+    """The worker's summary (what ``run_train`` returns and the CLI prints)."""
+    state, store, rows = ws.state, ws.store, hooks.metrics.rows
+    ckpt_hook = hooks.checkpoint
     return {
-        "task": task,
+        "task": job.cfg.model.task,
         "iterations": state.iteration,
         "start_iteration": start_iter,
-        "final_lr": optimizer.param_groups[0]["lr"],
+        "final_lr": state.optimizer.param_groups[0]["lr"],
         "loss_first": rows[0]["loss"] if rows else None,
         "loss_last": rows[-1]["loss"] if rows else None,
         "metrics": dict(state.metrics),
-        "best_metric_name": metric,
+        "best_metric_name": job.cfg.metric_name,
         "best_metric": state.best_metric,
         "checkpoint": store.path("latest") if store else None,
         "best_checkpoint": store.path("best") if store and state.best_metric is not None else None,
         "checkpoint_write_s": list(ckpt_hook.write_times) if ckpt_hook else [],
-        "worker_seed": seed,
+        "worker_seed": ws.seed,
         "skipped_images": len({i.get("image_id") for i in issues}),
-        **timing.summary(),
+        **hooks.timing.summary(),
     }
 
 
