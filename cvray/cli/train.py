@@ -40,7 +40,7 @@ def latest_resumable_run(root: str) -> str | None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from cvray.data.fingerprint import coco_fingerprint
-    from cvray.data.workflows import coco_layout
+    from cvray.data.workflow import coco_layout
     from cvray.runs import run_context
     from cvray.train.workflow import TrainInputs, run_train
 
