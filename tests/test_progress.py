@@ -50,3 +50,15 @@ def test_track_shows_sequences_done_on_stderr(ray_session, tmp_path, capsys):
     cap = capsys.readouterr()
     assert re.search(r"^cvray track: 2/2 seq \(100%\).*frames=12", cap.err, re.M), cap.err
     assert cap.out.count("\n") == 1 and "cvray track:" not in cap.out  # --json stays one object
+
+
+def test_validate_shows_images_checked_on_stderr(ray_session, tmp_path, capsys):
+    assert main(["data", "synth", "--out", str(tmp_path / "ds"), "--images", "20", "--videos", "0",
+                 "synth.image_size=[32,32]", "--root", str(tmp_path / "r"), "--json"]) == 0
+    anns = sorted(str(p) for p in (tmp_path / "ds" / "coco" / "annotations").glob("instances_*.json"))
+    for mode in ([], ["--local"]):  # Ray Data, and in process
+        capsys.readouterr()
+        main(["validate", *anns, "--images", str(tmp_path / "ds" / "coco" / "images"), "--no-baselines",
+              "--root", str(tmp_path / "r"), "--json", *mode])
+        err = capsys.readouterr().err
+        assert re.search(r"^cvray validate: 20/20 img \(100%\)", err, re.M), (mode, err)

@@ -68,8 +68,12 @@ def run_validate(args: argparse.Namespace) -> int:
     with run_context("validate", cfg, argv=getattr(args, "argv", None), ray=not args.local,
                      address=args.address,
                      dataset=lambda: {**coco_fingerprint(splits), "images_root": args.images}) as run:
-        result, summary = run_validate(run, cfg.validation, ValidateInputs(
-            annotations=tuple(files), images=args.images, baselines=not args.no_baselines), ray=not args.local)
+        from cvray.cli.progress import Progress
+
+        with Progress("cvray validate", "img") as bar:
+            result, summary = run_validate(run, cfg.validation, ValidateInputs(
+                annotations=tuple(files), images=args.images, baselines=not args.no_baselines),
+                ray=not args.local, on_progress=bar)
     summary = {**summary, "run": run.id, "run_uri": run.uri}
     if not args.json:
         _print_issues(result)

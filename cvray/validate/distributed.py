@@ -137,9 +137,11 @@ def cfg_partitions(n_images: int, per_partition: int = 20_000) -> int:
 
 
 def validate_ray(annotation_uris, images_root: str, cfg: ValidateConfig | None = None, *,
-                 batch_size: int = 64) -> tuple[ValidationResult, object]:
+                 batch_size: int = 64, on_progress=None) -> tuple[ValidationResult, object]:
     """Validation on Ray Data. Returns the result and the materialised per-image dataset
-    (columns key, split, image_id, file, group, ok, phash, sha, width, height, format, mode)."""
+    (columns key, split, image_id, file, group, ok, phash, sha, width, height, format, mode).
+    ``on_progress(done, total)`` as checked images come back (their small per-image rows, not
+    pixels, are collected on the driver either way)."""
     import ray
     from ray.data.expressions import col
 
@@ -154,7 +156,16 @@ def validate_ray(annotation_uris, images_root: str, cfg: ValidateConfig | None =
     n_blocks = max(1, min(len(jobs) // batch_size + 1, 256))
     checked = ray.data.from_items(jobs, override_num_blocks=n_blocks).map_batches(
         _check_batch, fn_kwargs={"cfg": cfg.model_dump()}, batch_size=batch_size,
-        batch_format="numpy").materialize()
+        batch_format="numpy")
+    if on_progress is None:
+        checked = checked.materialize()
+    else:  # stream the per-image rows back to count them, then continue from them
+        parts, done = [], 0
+        for part in checked.iter_batches(batch_size=None, batch_format="pyarrow"):
+            parts.append(part)
+            done += part.num_rows
+            on_progress(done, len(jobs))
+        checked = ray.data.from_arrow(parts).materialize()
     for row in checked.filter(expr=col("issues_json") != "[]").select_columns(
             ["issues_json"]).take_all():
         issues.extend(Issue(**d) for d in json.loads(row["issues_json"]))

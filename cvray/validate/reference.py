@@ -128,13 +128,19 @@ def annotation_stage(annotation_uris, cfg: ValidateConfig):
     return reports, issues
 
 
-def validate_local(annotation_uris, images_root: str, cfg: ValidateConfig | None = None) -> ValidationResult:
-    """Whole validation in this process (the reference for the Ray version)."""
+def validate_local(annotation_uris, images_root: str, cfg: ValidateConfig | None = None, *,
+                   on_progress=None) -> ValidationResult:
+    """Whole validation in this process (the reference for the Ray version);
+    ``on_progress(done, total)`` as images are checked."""
     cfg = cfg or ValidateConfig()
     reports, issues = annotation_stage(annotation_uris, cfg)
     jobs, path_issues = image_jobs(reports, images_root, cfg)
     issues += path_issues
-    image_reports = [check_image_job(j, cfg) for j in jobs]
+    image_reports = []
+    for j in jobs:
+        image_reports.append(check_image_job(j, cfg))
+        if on_progress is not None and (len(image_reports) % 16 == 0 or len(image_reports) == len(jobs)):
+            on_progress(len(image_reports), len(jobs))
     for r in image_reports:
         issues.extend(r.issues)
     pairs = near_duplicate_pairs(hash_records(jobs, image_reports), cfg.phash_threshold)

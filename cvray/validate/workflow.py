@@ -60,8 +60,8 @@ class ValidateInputs:
     baselines: bool = True        # score the sanity baselines
 
 
-def run_validate(run: Run | None, section: ValidateConfig, inputs: ValidateInputs, *, ray: bool = True
-                 ) -> tuple[ValidationResult, dict[str, Any]]:
+def run_validate(run: Run | None, section: ValidateConfig, inputs: ValidateInputs, *, ray: bool = True,
+                 on_progress=None) -> tuple[ValidationResult, dict[str, Any]]:
     """Validate (Ray Data when ``ray``, else in process), score the baselines and (with a run)
     write every table; return the result and the summary. ``section`` is ``validation``."""
     cfg, images_root, use_ray, baselines = section, inputs.images, ray, inputs.baselines
@@ -70,9 +70,9 @@ def run_validate(run: Run | None, section: ValidateConfig, inputs: ValidateInput
     if use_ray:
         from cvray.validate.distributed import validate_ray
 
-        result, images_ds = validate_ray(uris, images_root, cfg)
+        result, images_ds = validate_ray(uris, images_root, cfg, on_progress=on_progress)
     else:
-        result = validate_local(uris, images_root, cfg)
+        result = validate_local(uris, images_root, cfg, on_progress=on_progress)
     rows, b_issues = _baselines(uris, cfg) if baselines else ([], [])
     result.issues.extend(b_issues)
     summary = result.summary(cfg)
