@@ -25,7 +25,6 @@ __all__ = [
     "RayConfig",
     "SectionImportError",
     "StorageConfig",
-    "SynthConfig",
     "apply_overrides",
     "experiment_model",
     "load_config",
@@ -58,27 +57,12 @@ class RayConfig(CvrayModel):
     dashboard_host: str = Field("127.0.0.1", description="bind address of dashboard + job server")
 
 
-class SynthConfig(CvrayModel):
-    # 240 images (~144 train / 48 val / 48 test): the generator is cheap (~3 s), and a model
-    # trained from scratch generalises from more distinct images, not from more epochs over few
-    images: int = Field(240, ge=1)
-    videos: int = Field(2, ge=0)
-    image_size: tuple[int, int] = (128, 128)
-    frames: int = Field(40, ge=2)
-    objects_per_video: int = Field(6, ge=1)
-
-
-class DataConfig(CvrayModel):
-    """The dataset a command trains on when ``--dataset`` is not given (splits are found as
-    ``annotations/instances_<split>.json`` under it; ``train.train_split`` / ``val_split`` pick)."""
-
-    root: str | None = Field(None, description="dataset root URI (COCO layout: images/, annotations/)")
-
-
 # Stage sections live in their own packages and are composed here. A section that fails to import
 # is an error at startup naming the module (a silently missing section would turn every one of
 # its keys into "unknown key"); a stage is added by adding its line.
 _SECTIONS: dict[str, str] = {
+    "data": "cvray.data.config:DataConfig",
+    "synth": "cvray.data.config:SynthConfig",
     "train": "cvray.train.config:TrainConfig",
     "track": "cvray.track.config:TrackConfig",
     "validation": "cvray.validate.config:ValidateConfig",  # not "validate": BaseModel has one
@@ -123,8 +107,6 @@ class _ExperimentBase(CvrayModel):
     seed: int = 0
     storage: StorageConfig = Field(default_factory=StorageConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
-    synth: SynthConfig = Field(default_factory=SynthConfig)
 
 
 def __getattr__(name: str):
