@@ -8,8 +8,8 @@ from cvray.data.synth import CocoSynthConfig, make_coco
 from cvray.io import storage
 from cvray.runs import start_run
 from cvray.train.checkpoint import CheckpointStore
-from cvray.train.hooks import FailOnce
 from cvray.train.workflow import TrainInputs, run_train
+from faults import FailOnce  # tests/faults.py: test-only fault injection
 
 TINY = ["train.model.backbone=mobilenet_v3_large_fpn", "train.model.norm=gn",
         "train.model.min_size=64", "train.model.max_size=64", "train.model.fpn_channels=32",

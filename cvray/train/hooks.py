@@ -20,7 +20,7 @@ import torch.distributed as dist
 
 from cvray.train.checkpoint import CheckpointStore, capture_rng, unwrap
 
-__all__ = ["CheckpointHook", "DefaultHooks", "EvalHook", "FailOnce", "Hook", "LRSchedulerHook", "MetricsHook",
+__all__ = ["CheckpointHook", "DefaultHooks", "EvalHook", "Hook", "LRSchedulerHook", "MetricsHook",
            "TimingHook", "default_hooks", "restore"]
 
 log = logging.getLogger(__name__)
@@ -272,25 +272,3 @@ def restore(state, ckpt: dict[str, Any], *, rank: int = 0) -> None:
         if aug is not None and state.augment is not None:
             state.augment.set_state(aug)
     torch.set_grad_enabled(True)
-
-
-class FailOnce(Hook):
-    """Fault injection: hard-kill worker ``rank`` right after ``iteration``, once per marker.
-
-    For checking that a cluster's setup really recovers (``FailureConfig``) -- the process
-    dies with ``os._exit`` like an OOM-killed or pre-empted worker would, without cleanup. The
-    marker (a local path or storage URI) is written first, so the restarted attempt runs through.
-    """
-
-    def __init__(self, iteration: int, marker: str, rank: int = 0):
-        self.iteration, self.marker, self.rank = iteration, marker, rank
-
-    def after_step(self, state, logs):
-        import os
-
-        from cvray.io import storage
-
-        if state.rank == self.rank and state.iteration == self.iteration and not storage.exists(self.marker):
-            storage.write_bytes(self.marker, f"killed at iteration {state.iteration}".encode())
-            log.warning("FailOnce: killing rank %d at iteration %d", state.rank, state.iteration)
-            os._exit(1)
