@@ -36,12 +36,8 @@ def safe_join(root: str, rel: str) -> str:
 
 def load_coco(uri: str) -> dict[str, Any]:
     """Read a COCO JSON file (local or S3) and check its top-level shape."""
-    try:
-        data = json.loads(storage.read_bytes(uri))
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{uri}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise DatasetError(f"{uri}: top level must be an object with images/annotations/categories")
+    data = storage.read_json(uri, error=DatasetError, expect=dict,
+                             what="top level must be an object with images/annotations/categories")
     for key in ("images", "annotations", "categories"):
         if key not in data:
             raise DatasetError(f"{uri}: missing top-level key {key!r}")

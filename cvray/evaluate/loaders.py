@@ -6,7 +6,6 @@ schema, so a reader of another schema version gets a clear error.
 """
 from __future__ import annotations
 
-import json
 
 from cvray.io import storage
 from cvray.predict.records import Detections, detections_from_table, to_coco_results
@@ -40,11 +39,6 @@ def load_detections(uri: str) -> list[Detections]:
 def load_predictions(uri: str) -> list[dict]:
     """COCO results list from JSON or predictions Parquet."""
     if uri.endswith(".json"):
-        try:
-            data = json.loads(storage.read_bytes(uri))
-        except json.JSONDecodeError as exc:
-            raise PredictionsError(f"{uri}: not valid JSON ({exc})") from exc
-        if not isinstance(data, list):
-            raise PredictionsError(f"{uri}: COCO results must be a JSON list of detections")
-        return data
+        return storage.read_json(uri, error=PredictionsError, expect=list,
+                                 what="COCO results must be a JSON list of detections")
     return to_coco_results(load_detections(uri))

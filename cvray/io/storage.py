@@ -281,12 +281,20 @@ def write_json(uri: str, obj: Any, options: S3Options | None = None) -> None:
     write_bytes(uri, json.dumps(obj, indent=2, sort_keys=True, default=str).encode(), options)
 
 
-def read_json(uri: str, options: S3Options | None = None) -> Any:
+def read_json(uri: str, options: S3Options | None = None, *, error: type[Exception] | None = None,
+              expect: type | None = None, what: str = "") -> Any:
+    """Parse the JSON at ``uri``. Invalid JSON (or, with ``expect``, a top level of another type)
+    raises ``error`` (default :class:`StorageError`) naming the file; ``what`` says what the top
+    level should be."""
     data = read_bytes(uri, options)
+    error = error or StorageError
     try:
-        return json.loads(data)
+        value = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise StorageError(f"{uri}: not valid JSON ({exc})") from exc
+        raise error(f"{uri}: not valid JSON ({exc})") from exc
+    if expect is not None and not isinstance(value, expect):
+        raise error(f"{uri}: {what or f'top level must be a JSON {expect.__name__}'}")
+    return value
 
 
 def write_parquet(table: pa.Table, uri: str, options: S3Options | None = None) -> None:
