@@ -12,7 +12,7 @@ from typing import Iterable
 
 import pyarrow as pa
 
-__all__ = ["RUN_TABLES", "TABLE_KEY", "TableContractError", "UNDECLARED_TRAIN_TABLES", "VERSION_KEY",
+__all__ = ["RUN_TABLES", "TABLE_KEY", "TableContractError", "VERSION_KEY",
            "check_table", "declare", "declared_schema", "table_identity"]
 
 TABLE_KEY = "cvray.table"
@@ -38,14 +38,14 @@ RUN_TABLES: dict[str, str] = {
     "error_per_size": "cvray.evaluate.tables:ERROR_PER_SIZE_SCHEMA",
     "sequences": "cvray.track.records:SEQUENCES_SCHEMA",
     "metrics": "cvray.track.records:METRICS_SCHEMA",
+    # train: the columns every run has; train_curves adds one column per loss part
+    # (train_curves_schema) and eval_metrics one per metric (eval_metrics_schema), same version
+    "train_curves": "cvray.train.outputs:TRAIN_CURVES_SCHEMA",
+    "eval_metrics": "cvray.train.outputs:EVAL_METRICS_SCHEMA",
+    "per_class_ap": "cvray.train.outputs:PER_CLASS_AP_SCHEMA",
+    "per_class_iou": "cvray.train.outputs:PER_CLASS_IOU_SCHEMA",
+    "worker_seeds": "cvray.train.outputs:WORKER_SEEDS_SCHEMA",
 }
-
-# Training tables whose columns follow the model and task (loss parts, COCO or semantic metrics)
-# and whose writers (cvray/train/outputs.py, train/distributed.py) do not declare a schema yet: they
-# are stamped with version "0" (= undeclared) on write instead of refused. Remove a name here once
-# its writer passes a declared schema.
-UNDECLARED_TRAIN_TABLES = frozenset({"train_curves", "eval_metrics", "per_class_ap", "per_class_iou",
-                                     "worker_seeds"})
 
 
 class TableContractError(ValueError):
@@ -71,9 +71,6 @@ def table_identity(schema: pa.Schema) -> tuple[str | None, str | None]:
 def check_table(name: str, table: pa.Table) -> pa.Table:
     """``table`` if its schema declares table ``name`` with a version; else raise."""
     declared, version = table_identity(table.schema)
-    if declared is None and version is None and name in UNDECLARED_TRAIN_TABLES:
-        return table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                              TABLE_KEY: name, VERSION_KEY: "0"})
     if declared is None or version is None:
         raise TableContractError(
             f"table {name!r} has no {TABLE_KEY}/{VERSION_KEY} schema metadata: build it with its "

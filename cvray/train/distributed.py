@@ -179,11 +179,7 @@ def train_with_ray(job: TrainJob, *, on_progress=None) -> dict[str, Any]:
 
 
 def _write_seeds(job: TrainJob) -> None:
-    import pyarrow as pa
+    from cvray.train.outputs import worker_seeds_table
 
-    ranks = list(range(job.cfg.num_workers))
-    job.run.write_table("worker_seeds", pa.table({
-        "rank": pa.array(ranks, pa.int32()),
-        "seed": pa.array([worker_seed(job.seed, r) for r in ranks], pa.int64()),
-        "base_seed": pa.array([job.seed] * len(ranks), pa.int64()),
-    }))
+    seeds = [worker_seed(job.seed, r) for r in range(job.cfg.num_workers)]
+    job.run.write_table("worker_seeds", worker_seeds_table(job.seed, seeds))

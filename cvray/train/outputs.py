@@ -1,11 +1,15 @@
 """Training results written into the run (main worker only): Parquet, PNG, TensorBoard.
 
-Tables (``<run>/tables/<name>/``):
+Tables (``<run>/tables/<name>/``), each with its declared schema here (``cvray.schema_version`` 1):
 
-* ``train_curves``   one row per iteration: loss parts, lr, grad_norm, positives, time, images/s
-* ``eval_metrics``   one row per evaluation: iteration + COCO stats (``bbox_AP`` ...) or mIoU/Dice
-* ``per_class_ap``   per evaluation a part ``iter-<N>``: iteration, iou_type, category, AP, AP50
-  (semantic runs: ``per_class_iou`` with IoU and Dice)
+* ``train_curves``   one row per iteration: :data:`TRAIN_CURVES_SCHEMA` plus one float64 column
+  per loss part of the model (named as the model names it, after ``loss``): :func:`train_curves_schema`
+* ``eval_metrics``   one row per evaluation: :data:`EVAL_METRICS_SCHEMA` plus one float64 column
+  per metric (``bbox_<stat>`` / ``segm_<stat>`` COCO stats, or ``mIoU``, ``mDice``,
+  ``pixel_acc``): :func:`eval_metrics_schema`
+* ``per_class_ap``   per evaluation a part ``iter-<N>``: iteration, iou_type, category_id, name,
+  AP, AP50 (semantic runs: ``per_class_iou`` with IoU and Dice)
+* ``worker_seeds``   Ray runs: rank, seed, base_seed (:func:`worker_seeds_table`)
 
 Artifacts: ``learning_curves.png`` (loss parts, lr, validation metric, gradient norm); TensorBoard event files
 under ``<run>/tensorboard`` (written locally and uploaded when the run lives on S3).
@@ -16,32 +20,116 @@ import io
 import logging
 import math
 import os
+import re
 import tempfile
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 
 from cvray.io import storage
+from cvray.runs.tables import declare
 
-__all__ = ["TrainOutputs"]
+__all__ = ["CURVE_COLUMNS", "EVAL_METRICS_SCHEMA", "PER_CLASS_AP_SCHEMA", "PER_CLASS_IOU_SCHEMA",
+           "TRAIN_CURVES_SCHEMA", "TrainOutputs", "WORKER_SEEDS_SCHEMA", "eval_metrics_schema",
+           "curves_table", "eval_table", "train_curves_schema", "worker_seeds_table"]
 
 log = logging.getLogger(__name__)
 
+_ITERATION = pa.field("iteration", pa.int64(), nullable=False)
 
-def _table(rows: list[dict[str, Any]]) -> pa.Table:
+# -- train_curves: the columns every run has; the loss parts follow the model ---------------------------
+CURVE_COLUMNS = ("loss", "lr", "grad_norm", "images", "positives", "data_time", "time", "images_per_s")
+TRAIN_CURVES_SCHEMA = declare("train_curves", [_ITERATION, *(pa.field(c, pa.float64()) for c in CURVE_COLUMNS)])
+
+
+def train_curves_schema(loss_parts: Iterable[str] = ()) -> pa.Schema:
+    """``train_curves`` of a model whose loss dict has the keys ``loss_parts`` (in the model's
+    order: torchvision R-CNNs ``loss_classifier`` ... ``loss_rpn_box_reg``, RetinaNet/FCOS
+    ``classification``, ``bbox_regression`` (, ``bbox_ctrness``), semantic ``loss_sem_seg``
+    (, ``loss_aux``)): :data:`TRAIN_CURVES_SCHEMA` with one float64 column per part after ``loss``.
+
+    >>> train_curves_schema(["loss_mask"]).names[:3]
+    ['iteration', 'loss', 'loss_mask']
+    """
+    parts = list(dict.fromkeys(loss_parts))
+    bad = [p for p in parts if p in CURVE_COLUMNS or p == "iteration"]
+    if bad:
+        raise ValueError(f"train_curves: loss parts may not be named like a fixed column: {bad}")
+    base = list(TRAIN_CURVES_SCHEMA)
+    return declare("train_curves", [*base[:2], *(pa.field(p, pa.float64()) for p in parts), *base[2:]])
+
+
+# -- eval_metrics: iteration + the evaluation's metrics + its time ----------------------------------------
+EVAL_METRICS_SCHEMA = declare("eval_metrics", [_ITERATION, pa.field("eval_time", pa.float64())])
+METRIC_NAME = re.compile(r"^(?:(?:bbox|segm)_[A-Za-z0-9]+|mIoU|mDice|pixel_acc)$")
+
+
+def eval_metrics_schema(metrics: Iterable[str] = ()) -> pa.Schema:
+    """``eval_metrics`` of an evaluation reporting ``metrics``: :data:`EVAL_METRICS_SCHEMA` with
+    one float64 column per metric (``bbox_<stat>``/``segm_<stat>`` COCO stats, or ``mIoU``,
+    ``mDice``, ``pixel_acc``) between ``iteration`` and ``eval_time``."""
+    names = [m for m in dict.fromkeys(metrics) if m not in ("iteration", "eval_time")]
+    bad = [m for m in names if not METRIC_NAME.match(m)]
+    if bad:
+        raise ValueError(f"eval_metrics: {bad} are not declared metric columns (bbox_<stat>, segm_<stat>, "
+                         f"mIoU, mDice, pixel_acc; cvray.train.outputs.eval_metrics_schema)")
+    base = list(EVAL_METRICS_SCHEMA)
+    return declare("eval_metrics", [base[0], *(pa.field(m, pa.float64()) for m in names), base[1]])
+
+
+# -- per-class results of each evaluation -------------------------------------------------------------------
+_CLASS = [_ITERATION, pa.field("iou_type", pa.string()), pa.field("category_id", pa.int64()),
+          pa.field("name", pa.string())]
+PER_CLASS_AP_SCHEMA = declare("per_class_ap", [*_CLASS, pa.field("AP", pa.float64()), pa.field("AP50", pa.float64())])
+PER_CLASS_IOU_SCHEMA = declare("per_class_iou", [*_CLASS, pa.field("IoU", pa.float64()),
+                                                 pa.field("Dice", pa.float64())])
+
+# -- worker_seeds (Ray runs) -----------------------------------------------------------------------------------
+WORKER_SEEDS_SCHEMA = declare("worker_seeds", [pa.field("rank", pa.int32(), nullable=False),
+                                               pa.field("seed", pa.int64(), nullable=False),
+                                               pa.field("base_seed", pa.int64(), nullable=False)])
+
+
+def worker_seeds_table(base_seed: int, seeds: Sequence[int]) -> pa.Table:
+    """``worker_seeds``: the seed of each rank (``seeds[rank]``) drawn from ``base_seed``."""
+    return pa.table({"rank": pa.array(range(len(seeds)), pa.int32()),
+                     "seed": pa.array([int(s) for s in seeds], pa.int64()),
+                     "base_seed": pa.array([int(base_seed)] * len(seeds), pa.int64())}, schema=WORKER_SEEDS_SCHEMA)
+
+
+def _keys(rows: list[dict[str, Any]]) -> list[str]:
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r if k not in keys)
-    cols = {}
-    for k in keys:
-        vals = [r.get(k) for r in rows]
-        if all(isinstance(v, (int, float)) or v is None for v in vals):
-            cols[k] = pa.array([None if v is None else float(v) for v in vals], pa.float64())
-            if k == "iteration":
-                cols[k] = pa.array([int(v) for v in vals], pa.int64())
-        else:
-            cols[k] = pa.array([None if v is None else str(v) for v in vals], pa.string())
-    return pa.table(cols)
+    return keys
+
+
+def _table(schema: pa.Schema, rows: list[dict[str, Any]]) -> pa.Table:
+    """``rows`` as a table of the declared ``schema``; a column it does not declare is an error."""
+    extra = [k for k in _keys(rows) if k not in schema.names]
+    if extra:
+        name = (schema.metadata or {}).get(b"cvray.table", b"?").decode()
+        raise ValueError(f"table {name!r}: columns {extra} are not in its declared schema (cvray.train.outputs)")
+    floats = {f.name for f in schema if pa.types.is_floating(f.type)}
+    data = [{k: (None if r.get(k) is None else float(r[k])) if k in floats else r.get(k) for k in schema.names}
+            for r in rows]
+    return pa.Table.from_pylist(data, schema=schema)
+
+
+def table_name(schema: pa.Schema) -> str:
+    return schema.metadata[b"cvray.table"].decode()
+
+
+def curves_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """``train_curves`` of ``rows`` (one dict per iteration, as MetricsHook keeps them): every key
+    besides the fixed columns is a loss part of the model."""
+    fixed = set(TRAIN_CURVES_SCHEMA.names)
+    return _table(train_curves_schema(k for k in _keys(rows) if k not in fixed), rows)
+
+
+def eval_table(history: list[dict[str, Any]]) -> pa.Table:
+    """``eval_metrics`` of ``history`` (one dict per evaluation: iteration, metrics, eval_time)."""
+    return _table(eval_metrics_schema(_keys(history)), history)
 
 
 class TrainOutputs:
@@ -77,10 +165,11 @@ class TrainOutputs:
              history: list[dict], curves: list[dict]) -> None:
         if self.run is None:
             return
-        name = "per_class_iou" if metrics.get("mIoU") is not None and "bbox_AP" not in metrics else "per_class_ap"
-        self.run.write_table(name, _table([{"iteration": iteration, **r} for r in per_class]),
+        semantic = metrics.get("mIoU") is not None and "bbox_AP" not in metrics
+        schema = PER_CLASS_IOU_SCHEMA if semantic else PER_CLASS_AP_SCHEMA
+        self.run.write_table(table_name(schema), _table(schema, [{"iteration": iteration, **r} for r in per_class]),
                              part=f"iter-{iteration:07d}")
-        self.run.write_table("eval_metrics", _table(history))
+        self.run.write_table("eval_metrics", eval_table(history))
         if self._tb is not None:
             for k, v in metrics.items():
                 if isinstance(v, float) and math.isfinite(v):
@@ -92,7 +181,7 @@ class TrainOutputs:
         """Write ``train_curves`` and ``learning_curves.png`` (called at evals and at the end)."""
         if self.run is None or not rows:
             return
-        self.run.write_table("train_curves", _table(rows))
+        self.run.write_table("train_curves", curves_table(rows))
         if history is None:
             try:
                 history = self.run.read_table("eval_metrics").to_pylist()
