@@ -18,6 +18,7 @@ from pycocotools import mask as mask_utils
 
 from cvray.data.decode import ImageDecodeError, decode_image
 from cvray.io import storage
+from cvray.runs.issues import Issue, issue
 
 __all__ = ["CategoryMap", "RecordError", "Sample", "annotation_mask", "collate", "load_sample",
            "record_to_target", "samples"]
@@ -31,9 +32,10 @@ class RecordError(ValueError):
         super().__init__(message)
         self.rule, self.image_id, self.annotation_id, self.file = rule, image_id, annotation_id, file
 
-    def issue(self, stage: str = "train") -> dict[str, Any]:
-        return {"stage": stage, "rule": self.rule, "severity": "warning", "file": self.file,
-                "image_id": self.image_id, "annotation_id": self.annotation_id, "message": str(self)}
+    def issue(self, stage: str = "train") -> Issue:
+        """The issue row (rule and severity from :data:`cvray.runs.issues.RULES`)."""
+        return issue(stage, self.rule, str(self), file=self.file, image_id=self.image_id,
+                     annotation_id=self.annotation_id)
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ def rows_to_records(rows: Iterable[dict]) -> Iterator[tuple[dict, str | None]]:
 
 def samples(records: Iterable[tuple[dict, str | None]], images_root: str | None, cats: CategoryMap, *,
             task: str, ignore_index: int = 255, transform=None, issues: list | None = None) -> Iterator[Sample]:
-    """Samples of ``records``; a bad record is skipped and appended to ``issues`` as an issue row."""
+    """Samples of ``records``; a bad record is skipped and appended to ``issues`` as an
+    :class:`~cvray.runs.issues.Issue`."""
     for rec, uri in records:
         try:
             s = load_sample(rec, images_root, cats, task=task, ignore_index=ignore_index, uri=uri)

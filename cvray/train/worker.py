@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 from cvray.data.coco import image_records, load_coco
 from cvray.models import build_model
+from cvray.runs.issues import Issue, issues_to_table
 from cvray.train.checkpoint import CheckpointStore, unwrap
 from cvray.train.config import TrainConfig
 from cvray.train.data import CategoryMap, Sample, samples
@@ -203,7 +204,7 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
     hooks = worker_hooks(job, env, ws, outputs)
     if resumed and env.rank == 0 and job.run is not None:
         carry_over_history(job, hooks, ws.state.iteration)
-    issues: list = []
+    issues: list[Issue] = []
     start_iter = ws.state.iteration
     epochs, start_epoch = _epochs(job, env, ws, issues)
     try:
@@ -211,11 +212,8 @@ def run_worker(job: TrainJob, env: WorkerEnv) -> dict[str, Any]:
     finally:
         outputs.close()
         if job.run is not None and issues:
-            from cvray.runs.issues import issues_to_table
-
             # each worker writes its own part: a retried worker replaces it, never duplicates it
-            job.run.write_table("issues", issues_to_table({k: i[k] for k in i} for i in
-                                                          _dedupe(issues)), part=f"train-rank{env.rank}")
+            job.run.write_table("issues", issues_to_table(_dedupe(issues)), part=f"train-rank{env.rank}")
     history = hooks.eval.history if hooks.eval is not None else []
     if env.rank == 0 and job.run is not None:
         _write_diagnostics(job, hooks.metrics.rows, history, job.cfg.metric_name)
@@ -262,14 +260,13 @@ def summary(job: TrainJob, ws: WorkerState, hooks: DefaultHooks, start_iter: int
         "best_checkpoint": store.path("best") if store and state.best_metric is not None else None,
         "checkpoint_write_s": list(ckpt_hook.write_times) if ckpt_hook else [],
         "worker_seed": ws.seed,
-        "skipped_images": len({i.get("image_id") for i in issues}),
+        "skipped_images": len({i.image_id for i in issues}),
         **hooks.timing.summary(),
     }
 
 
 def _write_diagnostics(job: TrainJob, rows: list[dict], history: list[dict], metric: str) -> None:
     """Learning-diagnostics warnings (loss flat, no positives, anchors vs boxes, AP 0) as issue rows."""
-    from cvray.runs.issues import issues_to_table
     from cvray.train.diagnostics import learning_issues, scaled_box_sizes
 
     cfg, d = job.cfg, job.cfg.diagnostics
@@ -297,10 +294,10 @@ def _prior_rows(run, table: str, upto: int) -> list[dict]:
     return [r for r in rows if r["iteration"] <= upto]
 
 
-def _dedupe(issues: list[dict]) -> list[dict]:
+def _dedupe(issues: list[Issue]) -> list[Issue]:
     seen, out = set(), []
     for i in issues:
-        key = (i.get("rule"), i.get("image_id"), i.get("annotation_id"))
+        key = (i.rule, i.image_id, i.annotation_id)
         if key not in seen:
             seen.add(key)
             out.append(i)
