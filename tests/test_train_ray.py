@@ -32,9 +32,11 @@ def tiny_coco(tmp_path_factory):
 def test_killed_worker_resumes_from_latest_checkpoint_and_finishes(ray_session, tmp_path, tiny_coco):
     cfg = load_config(None, TINY + ["train.max_iter=6", "train.checkpoint_period=2", "train.eval_period=3"])
     marker = str(tmp_path / "killed.txt")
+    progress = []
     with start_run("train", config=cfg, root=str(tmp_path / "runs"), seed=0) as run:
         out = run_train(run, cfg.train, TrainInputs(tiny_coco), ray=True,
-                        extra_hooks=[FailOnce(iteration=3, marker=marker, rank=1)])
+                        extra_hooks=[FailOnce(iteration=3, marker=marker, rank=1)],
+                        on_progress=lambda done, total, **info: progress.append((done, total, info)))
     # worker 1 died after iteration 3; the group restarted from latest.pt (iteration 2)
     assert storage.read_bytes(marker) == b"killed at iteration 3"
     assert out["start_iteration"] == 2 and out["iterations"] == 6 and out["workers"] == 2
@@ -55,6 +57,9 @@ def test_killed_worker_resumes_from_latest_checkpoint_and_finishes(ray_session, 
     assert all(c["images_per_s"] > 0 for c in curves)
     # Ray's own checkpoint index lives inside the run folder
     assert out["ray_checkpoint"].startswith(storage.resolve(run.path("ray"))[1])
+    # the driver heard the main worker's progress (its progress file, polled while fit() ran)
+    assert progress and progress[-1][:2] == (6, 6), progress
+    assert any("loss" in info for _, _, info in progress) and "segm_AP" in progress[-1][2], progress
 
 
 def torch_equal(a, b) -> bool:

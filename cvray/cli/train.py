@@ -3,6 +3,9 @@
 Trains with Ray Train (``train.num_workers`` workers; ``--no-ray`` runs the same loop in this
 process). ``train.resume=true`` continues ``train.run_id`` -- or, when that is unset, the most
 recent train run under the runs root that has a checkpoint -- at the same iteration and LR.
+
+Progress goes to stderr (:class:`cvray.cli.progress.Progress`): iterations done, rate, ETA, loss
+and the last validation metric, as a bar on a terminal and a plain line every 10 s otherwise.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ def latest_resumable_run(root: str) -> str | None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from cvray.cli.progress import Progress
     from cvray.data.fingerprint import coco_fingerprint
     from cvray.data.workflow import coco_layout
     from cvray.runs import run_context
@@ -63,7 +67,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     with run_context("train", cfg, argv=args.argv, ray=use_ray, address=args.address, run_id=run_id,
                      dataset=fingerprint) as run:
-        summary = run_train(run, cfg.train, TrainInputs(dataset), ray=use_ray)
+        with Progress("cvray train", "it", cfg.train.max_iter) as progress:
+            summary = run_train(run, cfg.train, TrainInputs(dataset), ray=use_ray, on_progress=progress)
     m = summary.get("metrics", {})
     keys = ("bbox_AP", "bbox_AP50", "segm_AP", "segm_AP50", "mIoU", "mDice")
     out = {

@@ -12,17 +12,21 @@
   ``ray.train.get_checkpoint()`` and continues from that iteration.
 * ``RunConfig(storage_path=<run>/ray)``: Ray's own state lives inside the run folder, on the
   same filesystem (local or S3) as everything else.
+* Progress: ``fit()`` blocks the driver while the loop runs in the workers, so with an
+  ``on_progress`` callback the main worker writes ``<run>/progress.json`` (at most every 2 s)
+  and a driver thread polls it (:mod:`cvray.train.progress`) until ``fit()`` returns.
 
 Ray Train V2 (the default in Ray >= 2.50) runs its controller with ``num_cpus=0``, so N workers
 with one CPU each fit exactly on N CPUs.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 from cvray.io import storage
 from cvray.train.data import rows_to_records
@@ -118,9 +122,14 @@ def _train_fn(config: dict[str, Any]) -> None:
         for split, ann in (("train", job.train_annotations), ("val", job.val_annotations)):
             if ann and not storage.is_s3(ann):  # Detectron2 reads local files only
                 register_coco_in_worker(f"cvray_{split}", ann, job.images_root)
+    progress = None
+    if job.progress_uri and rank == 0:
+        from cvray.train.progress import ProgressFile
+
+        progress = ProgressFile(job.progress_uri)
     env = WorkerEnv(rank=rank, world_size=world, device=ray.train.torch.get_device(),
                     train_records=train_records, prepare_model=prepare,
-                    initial_checkpoint=_restore(job), on_saved=_report_checkpoint)
+                    initial_checkpoint=_restore(job), on_saved=_report_checkpoint, on_progress=progress)
     from cvray.train.engine import NonFiniteLossError
 
     try:
@@ -136,8 +145,12 @@ def _train_fn(config: dict[str, Any]) -> None:
     ray.train.report({"done": True, "iteration": summary["iterations"]})
 
 
-def train_with_ray(job: TrainJob, *, on_progress=None) -> dict[str, Any]:
-    """Run ``job`` on a Ray Train worker group; returns rank 0's summary."""
+def train_with_ray(job: TrainJob, *, on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Run ``job`` on a Ray Train worker group; returns rank 0's summary.
+
+    ``on_progress(done, total, **info)`` is called from a driver thread while ``fit()`` runs
+    (from the main worker's progress file) and once more after it returns.
+    """
     import ray
     from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -153,6 +166,8 @@ def train_with_ray(job: TrainJob, *, on_progress=None) -> dict[str, Any]:
         train_ds = train_ds.randomize_block_order(seed=job.seed)
     if job.run is None:
         raise ValueError("Ray training needs a run (checkpoints and Ray state live in it)")
+    if on_progress is not None:
+        job = dataclasses.replace(job, progress_uri=job.run.path("progress.json"))
     fs, path = storage.resolve(job.run.path("ray"))
     trainer = TorchTrainer(
         _train_fn,
@@ -167,7 +182,16 @@ def train_with_ray(job: TrainJob, *, on_progress=None) -> dict[str, Any]:
             checkpoint_config=CheckpointConfig(num_to_keep=2),
         ),
     )
-    result = trainer.fit()
+    poller = None
+    if on_progress is not None:
+        from cvray.train.progress import ProgressPoller
+
+        poller = ProgressPoller(job.progress_uri, on_progress).start()
+    try:
+        result = trainer.fit()
+    finally:
+        if poller is not None:
+            poller.stop()
     stopped = (result.metrics or {}).get("stopped")
     if stopped:
         raise NonFiniteLossError(stopped)

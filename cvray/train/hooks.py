@@ -21,7 +21,7 @@ import torch.distributed as dist
 from cvray.train.checkpoint import CheckpointStore, capture_rng, unwrap
 
 __all__ = ["CheckpointHook", "DefaultHooks", "EvalHook", "Hook", "LRSchedulerHook", "MetricsHook",
-           "TimingHook", "default_hooks", "restore"]
+           "ProgressHook", "TimingHook", "default_hooks", "restore"]
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +211,26 @@ class CheckpointHook(Hook):
                 self.save(state, "latest")
 
 
+class ProgressHook(Hook):
+    """``report(done, total, loss=..., <metric>=...)`` on the main worker after every iteration and
+    once at the end (with the final evaluation's metric); runs after eval and checkpoint."""
+
+    def __init__(self, report: Callable[..., None], metric: str):
+        self.report, self.metric = report, metric
+
+    def _info(self, state) -> dict[str, Any]:
+        value = state.metrics.get(self.metric)
+        return {self.metric: value} if isinstance(value, (int, float)) else {}
+
+    def after_step(self, state, logs):
+        if state.is_main:
+            self.report(state.iteration, state.max_iter, loss=logs.get("loss"), **self._info(state))
+
+    def after_train(self, state):
+        if state.is_main and state.stop_reason is None:
+            self.report(state.iteration, state.max_iter, **self._info(state))
+
+
 @dataclass
 class DefaultHooks:
     """The hooks every training run has, by name (the worker's summary reads them)."""
@@ -220,22 +240,24 @@ class DefaultHooks:
     metrics: MetricsHook
     eval: EvalHook | None = None
     checkpoint: CheckpointHook | None = None
+    progress: ProgressHook | None = None
 
     def ordered(self) -> list[Hook]:
         """The hooks in the order they run (see the module docstring)."""
-        return [h for h in (self.lr, self.timing, self.metrics, self.eval, self.checkpoint) if h is not None]
+        return [h for h in (self.lr, self.timing, self.metrics, self.eval, self.checkpoint, self.progress)
+                if h is not None]
 
 
 def default_hooks(*, metric: str, log_period: int, writer: Any = None, eval_fn: Callable | None = None,
                   eval_period: int = 0, store: CheckpointStore | None = None, checkpoint_period: int = 1,
-                  on_saved: Callable | None = None) -> DefaultHooks:
+                  on_saved: Callable | None = None, on_progress: Callable | None = None) -> DefaultHooks:
     """The training hooks, built in the order they run.
 
     ``writer`` (:class:`cvray.train.outputs.TrainOutputs` or None) gets the curves and
     evaluations; ``eval_fn`` None = no validation split; ``store`` None = no checkpoints (no run).
     Every ``latest`` checkpoint also rewrites the curves on the main worker (so the curves up to
     a checkpoint survive a stop), then calls ``on_saved(state, name, uri)`` (the Ray adapter's
-    report to Ray Train).
+    report to Ray Train). ``on_progress(done, total, **info)`` gets every iteration (main worker).
     """
     lr, timing = LRSchedulerHook(), TimingHook()
     metrics = MetricsHook(log_period, writer=writer)
@@ -250,7 +272,8 @@ def default_hooks(*, metric: str, log_period: int, writer: Any = None, eval_fn: 
                 on_saved(state, name, uri)
 
         checkpoint = CheckpointHook(store, checkpoint_period, metric, evals=evals, on_saved=saved)
-    return DefaultHooks(lr, timing, metrics, evals, checkpoint)
+    progress = ProgressHook(on_progress, metric) if on_progress is not None else None
+    return DefaultHooks(lr, timing, metrics, evals, checkpoint, progress)
 
 
 def restore(state, ckpt: dict[str, Any], *, rank: int = 0) -> None:

@@ -52,6 +52,7 @@ class TrainJob:
     categories: CategoryMap
     resume: bool = False
     extra_hooks: tuple = ()
+    progress_uri: str | None = None  # Ray runs: where the main worker writes its progress file
 
 
 @dataclass
@@ -185,7 +186,8 @@ def worker_hooks(job: TrainJob, env: WorkerEnv, ws: WorkerState, outputs: TrainO
     return default_hooks(metric=cfg.metric_name, log_period=cfg.log_period, writer=outputs,
                          eval_fn=_eval_fn(job, env) if job.val_annotations else None,
                          eval_period=cfg.eval_period, store=ws.store,
-                         checkpoint_period=cfg.checkpoint_period, on_saved=env.on_saved)
+                         checkpoint_period=cfg.checkpoint_period, on_saved=env.on_saved,
+                         on_progress=env.on_progress)
 
 
 def carry_over_history(job: TrainJob, hooks: DefaultHooks, iteration: int) -> None:
