@@ -63,7 +63,7 @@ def test_counts_equal_clear_metrics_on_synthetic(tmp_path):
         gt = read_mot(s["gt"])
         pr = tracks_to_mot(track_mot_rows(read_mot(s["det"]), frame_rate=10))
         d = diagnose_sequence(gt, pr, image_size=(128, 128))
-        clear = summarize(evaluate_sequence(gt, pr))
+        clear = summarize(evaluate_sequence(gt, pr))["devkit"]  # the devkit (motmetrics) CLEAR events
         assert sum(d["causes"]["IDSW"].values()) == clear["IDSW"]
         assert sum(d["causes"]["Frag"].values()) == clear["Frag"]
         assert sum(r["gt_boxes"] for r in d["by_occlusion"]) == clear["GT_dets"]

@@ -1,4 +1,7 @@
-"""MOT metrics oracle: reproduce the MOTChallenge devkit / TrackEval values on motmetrics' TUD data."""
+"""MOT metrics oracle: reproduce the MOTChallenge devkit / TrackEval values on motmetrics' TUD data.
+
+The oracle's CLEAR values are devkit values: they are checked under ``summarize(...)["devkit"]``
+(the top-level CLEAR keys follow TrackEval: tests/test_track_clear_trackeval.py)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +15,7 @@ import trackeval.metrics.hota
 import trackeval.metrics.identity
 
 from cvray.track.io import MOTFormatError, find_sequences, parse_mot, read_mot
-from cvray.track.metrics import combine, evaluate_sequence, summarize
+from cvray.track.metrics import DEVKIT_KEYS, combine, evaluate_sequence, summarize
 from cvray.track.metrics import compat
 from cvray.track.metrics.evaluate import box_iou_xywh
 
@@ -33,13 +36,14 @@ def partials():
 
 @pytest.mark.parametrize("seq", SEQS)
 def test_tud_devkit_values_per_sequence(expected, partials, seq):
-    got = summarize(partials[seq])
+    top = summarize(partials[seq])
     for key, want in expected[seq].items():
+        got = top["devkit"] if key in DEVKIT_KEYS else top
         if isinstance(want, int):
             assert got[key] == want, key
         else:  # published values are rounded to one decimal
             assert round(got[key], 1) == pytest.approx(want, abs=1e-9), (key, got[key])
-    assert got["HOTA"] == pytest.approx(expected["per_sequence_HOTA"][seq], abs=5e-3)
+    assert top["HOTA"] == pytest.approx(expected["per_sequence_HOTA"][seq], abs=5e-3)
 
 
 def test_tud_combined_hota_from_summed_counts(expected, partials):
@@ -50,12 +54,38 @@ def test_tud_combined_hota_from_summed_counts(expected, partials):
     mean = np.mean([summarize(p)["HOTA"] for p in partials.values()])
     assert abs(comb["HOTA"] - mean) > 1e-3
     # CLEAR / identity combine by summing counts: equals motmetrics' merged "OVERALL" row
-    seq = [summarize(p) for p in partials.values()]
-    assert comb["FP"] == sum(s["FP"] for s in seq) and comb["IDSW"] == 14
-    n_gt = comb["GT_dets"]
-    assert comb["MOTA"] == pytest.approx(100 * (1 - (comb["FN"] + comb["FP"] + comb["IDSW"]) / n_gt))
-    assert comb["MOTA"] == pytest.approx(55.5116, abs=1e-4)  # motmetrics compute_many OVERALL
+    seq = [summarize(p)["devkit"] for p in partials.values()]
+    dk = comb["devkit"]
+    assert dk["FP"] == sum(s["FP"] for s in seq) and dk["IDSW"] == 14
+    n_gt = dk["GT_dets"]
+    assert dk["MOTA"] == pytest.approx(100 * (1 - (dk["FN"] + dk["FP"] + dk["IDSW"]) / n_gt))
+    assert dk["MOTA"] == pytest.approx(55.5116, abs=1e-4)  # motmetrics compute_many OVERALL
     assert comb["IDF1"] == pytest.approx(62.4296, abs=1e-4)
+
+
+def test_tud_oracle_through_track_eval_rows(expected, tmp_path):
+    """``cvray track eval``'s rows (JSON and the metrics table) carry the oracle under ``devkit``."""
+    from cvray.track.evaluation import TrackEvalInputs, evaluate_tracking
+    from cvray.track.records import METRICS_SCHEMA, metrics_to_table
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for s in SEQS:
+        (pred / f"{s}.txt").write_text((TUD / s / "test.txt").read_text())
+    out = evaluate_tracking(TrackEvalInputs(gt=str(TUD), pred=str(pred)))
+    for s in SEQS:
+        for key, want in expected[s].items():
+            got = out[s]["devkit"][key] if key in DEVKIT_KEYS else out[s][key]
+            assert got == want if isinstance(want, int) else round(got, 1) == want, (s, key)
+    assert out["combined"]["devkit"]["IDSW"] == 14
+    assert set(out["combined"]["devkit"]) == set(DEVKIT_KEYS)
+    table = metrics_to_table({k: v for k, v in out.items() if isinstance(v, dict)})
+    assert table.schema.equals(METRICS_SCHEMA, check_metadata=True)
+    rows = {r["sequence"]: r for r in table.to_pylist()}
+    for s in (*SEQS, "combined"):
+        for key in DEVKIT_KEYS:
+            assert rows[s][f"devkit_{key}"] == out[s]["devkit"][key]
+            assert rows[s][key] == out[s][key]
 
 
 def test_partials_are_plain_data(partials):

@@ -17,8 +17,9 @@ Evaluation::
     cvray track eval --gt GT_DIR_OR_FILE --pred PRED_DIR_OR_FILE [--json]
 
 accepts ``<seq>/gt/gt.txt`` folders or flat ``<seq>.txt`` files and prints per-sequence and
-combined MOTA, MOTP, IDF1, IDSW, Frag, MT/PT/ML, HOTA, DetA, AssA (``--json``: one object keyed
-by sequence name plus ``combined``).
+combined HOTA, DetA, AssA, IDF1 and CLEAR (MOTA, MOTP, IDSW, Frag, MT/PT/ML, FP, FN) as TrackEval
+computes it, with the old devkit (py-motmetrics) CLEAR values beside them (``--json``: one object
+keyed by sequence name plus ``combined``; the devkit values under each row's ``devkit`` key).
 """
 from __future__ import annotations
 
@@ -100,17 +101,26 @@ def _print_table(out: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
-    table = Table(title="MOT evaluation (HOTA/MOTA/MOTP/IDF1 in %)")
-    table.add_column("sequence")
-    for k in keys:
-        table.add_column(k, justify="right")
+    keys = ("HOTA", "DetA", "AssA", "IDF1", "MOTA", "MOTP", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
+    devkit = ("MOTA", "MOTP", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
+    table = Table(title="MOT evaluation (HOTA/MOTA/MOTP/IDF1 in %)", caption=(
+        "TrackEval MOTA..FN: CLEAR as TrackEval 1.3 computes it (MOTChallenge today); devkit MOTA..FN: the "
+        "same metrics in the old MOTChallenge devkit convention (py-motmetrics); see docs/tracking.md"))
+    table.add_column("\nsequence")
+    for k in keys:  # a column group: its label above its first column
+        table.add_column(("TrackEval" if k == "MOTA" else "") + f"\n{k}", justify="right")
+    for k in devkit:
+        table.add_column(("devkit" if k == "MOTA" else "") + f"\n{k}", justify="right", style="dim")
+
+    def cell(v) -> str:
+        return "-" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
     for seq, vals in out.items():
         if not isinstance(vals, dict):
             continue
-        table.add_row(seq, *[f"{vals[k]:.2f}" if isinstance(vals[k], float) else str(vals[k]) for k in keys],
+        dk = vals.get("devkit", {})
+        table.add_row(seq, *[cell(vals[k]) for k in keys], *[cell(dk.get(k)) for k in devkit],
                       style="bold" if seq == "combined" else None)
-    console = Console(highlight=False, width=160)
+    console = Console(highlight=False, width=180)
     console.print(table)
     diag = out["combined"].get("diagnostics")
     if diag:

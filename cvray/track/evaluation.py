@@ -5,6 +5,11 @@ sequence with its tracker output, evaluates each (a sequence without output is s
 all FN), combines the partials, and optionally attributes ID switches / fragmentations to causes.
 :func:`run_track_eval` writes the result into a run (``metrics`` table, one row per sequence plus
 ``combined``).
+
+Every row carries CLEAR (MOTA, MOTP, IDSW, Frag, MT/PT/ML, FP, FN) as TrackEval computes it -- the
+convention MOTChallenge reports today -- at the top level next to HOTA and IDF1, and the same
+CLEAR metrics in the old devkit convention (py-motmetrics) under ``"devkit"`` (docs/tracking.md,
+"Metric conventions").
 """
 from __future__ import annotations
 
@@ -18,18 +23,27 @@ from cvray.io import storage
 from cvray.runs.errors import InputError
 from cvray.track.config import DiagnosticsConfig
 from cvray.track.io import find_sequences, read_mot, read_seqinfo
-from cvray.track.metrics import combine, evaluate_sequence, summarize
+from cvray.track.metrics import DEVKIT_KEYS, combine, evaluate_sequence, summarize
 from cvray.track.records import metrics_to_table
 
-__all__ = ["EVAL_KEYS", "TrackEvalError", "TrackEvalInputs", "evaluate_tracking", "metric_row", "run_track_eval"]
+__all__ = ["DEVKIT_KEYS", "EVAL_KEYS", "TrackEvalError", "TrackEvalInputs", "evaluate_tracking", "metric_row",
+           "run_track_eval"]
 
 EVAL_KEYS = ("MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN",
              "HOTA", "DetA", "AssA", "LocA")
 
 
+def _number(v):
+    return float(v) if isinstance(v, float) else int(v)
+
+
 def metric_row(d: dict) -> dict:
-    """The reported keys, full precision (floats) and exact counts (ints)."""
-    return {k: (float(v) if isinstance(v, float) else int(v)) for k, v in d.items() if k in EVAL_KEYS}
+    """The reported keys of a :func:`summarize` dict, full precision (floats) and exact counts
+    (ints): TrackEval CLEAR, IDF1 and HOTA at the top level, devkit CLEAR under ``"devkit"``."""
+    row = {k: _number(v) for k, v in d.items() if k in EVAL_KEYS}
+    if isinstance(d.get("devkit"), dict):
+        row["devkit"] = {k: _number(d["devkit"][k]) for k in DEVKIT_KEYS if k in d["devkit"]}
+    return row
 
 
 class TrackEvalError(InputError):

@@ -56,13 +56,19 @@ SEQUENCES_SCHEMA = pa.schema(
     ],
     metadata={"cvray.table": "sequences", "cvray.schema_version": "1"},
 )
+# MOTA ... FN are CLEAR as TrackEval computes it; ``devkit_*`` the same metrics in the old devkit
+# convention (py-motmetrics), the ``devkit`` block of a metric row (v2 added them).
 _FLOAT_METRICS = ("MOTA", "MOTP", "IDF1", "IDP", "IDR", "HOTA", "DetA", "AssA", "LocA")
 _COUNT_METRICS = ("IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
+_DEVKIT_FLOAT_METRICS = ("MOTA", "MOTP")
+_DEVKIT_COUNT_METRICS = ("IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
 METRICS_SCHEMA = pa.schema(
     [pa.field("sequence", pa.string())]
     + [pa.field(k, pa.float64()) for k in _FLOAT_METRICS]
-    + [pa.field(k, pa.int64()) for k in _COUNT_METRICS],
-    metadata={"cvray.table": "metrics", "cvray.schema_version": "1"},
+    + [pa.field(k, pa.int64()) for k in _COUNT_METRICS]
+    + [pa.field(f"devkit_{k}", pa.float64()) for k in _DEVKIT_FLOAT_METRICS]
+    + [pa.field(f"devkit_{k}", pa.int64()) for k in _DEVKIT_COUNT_METRICS],
+    metadata={"cvray.table": "metrics", "cvray.schema_version": "2"},
 )
 
 
@@ -73,10 +79,13 @@ def sequences_to_table(rows: list[dict]) -> pa.Table:
 
 
 def metrics_to_table(metrics: dict[str, dict]) -> pa.Table:
-    """``{sequence: metric row}`` (``combined`` included) as a ``metrics`` table."""
-    return pa.Table.from_pylist([{"sequence": k, **{f.name: v.get(f.name) for f in METRICS_SCHEMA
-                                                    if f.name != "sequence"}} for k, v in metrics.items()],
-                                schema=METRICS_SCHEMA)
+    """``{sequence: metric row}`` (``combined`` included) as a ``metrics`` table; a row's ``devkit``
+    block becomes the ``devkit_*`` columns."""
+    rows = []
+    for seq, row in metrics.items():
+        flat = {**row, **{f"devkit_{k}": v for k, v in (row.get("devkit") or {}).items()}, "sequence": seq}
+        rows.append({f.name: flat.get(f.name) for f in METRICS_SCHEMA})
+    return pa.Table.from_pylist(rows, schema=METRICS_SCHEMA)
 
 
 @dataclass

@@ -21,6 +21,9 @@ class SequenceMetric(ABC):
 
     #: short family name used as the key of its partial
     name: str = ""
+    #: key under which :func:`~cvray.track.metrics.evaluate.summarize` nests this family's named
+    #: values (``None``: at the top level), e.g. ``"devkit"`` for the old CLEAR convention
+    group: str | None = None
 
     def __init__(self) -> None:
         self.reset()

@@ -1,9 +1,16 @@
-"""CLEAR MOT metrics (MOTA, MOTP, FP, FN, IDSW, Frag, MT/PT/ML) through ``motmetrics``.
+"""CLEAR MOT metrics (MOTA, MOTP, FP, FN, IDSW, Frag, MT/PT/ML) in the devkit convention, through ``motmetrics``.
 
-Conventions (MOTChallenge devkit / TrackEval): a gt box and a prediction may match when their IoU
-is at least 0.5 (motmetrics: IoU distance ``<= 0.5``); MOTA and MOTP are reported in percent and
-MOTP is the mean IoU of matched pairs (motmetrics itself reports the mean *distance* ``1 - IoU``).
-Sequences combine by summing counts and recomputing the ratios (TrackEval ``combine_sequences``).
+This is the old MOTChallenge devkit convention as py-motmetrics implements it; ``cvray track eval``
+reports it under ``devkit`` (``summarize`` nests it there, the metrics table as ``devkit_*``) beside
+the TrackEval convention of :mod:`cvray.track.metrics.clear_trackeval`. A gt box and a prediction
+may match when their IoU is at least 0.5 (motmetrics: IoU distance ``<= 0.5``); a gt keeps the
+prediction it was last matched to while that pair stays valid, the others are assigned by
+minimum-cost Hungarian matching on ``1 - IoU``; an ID switch is a gt matched to another id than
+its last match; Frag counts tracked -> missed transitions between a gt's first and last match
+(frames without the gt do not count); MT/PT/ML use ``>= 0.8`` / ``>= 0.2``. MOTA and MOTP are in
+percent and MOTP is the mean IoU of matched pairs (motmetrics itself reports the mean *distance*
+``1 - IoU``). Sequences combine by summing counts and recomputing the ratios (motmetrics' merged
+"OVERALL" row).
 """
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import motmetrics as mm
 
 from cvray.track.metrics.base import SequenceMetric
 
-__all__ = ["ClearMetrics", "CLEAR_COUNTS"]
+__all__ = ["DevkitClearMetrics", "CLEAR_COUNTS"]
 
 #: partial fields (all additive over sequences)
 CLEAR_COUNTS = ("num_gt", "TP", "FN", "FP", "IDSW", "Frag", "MT", "PT", "ML", "iou_sum", "num_gt_ids")
@@ -22,10 +29,11 @@ _MM_FIELDS = ["num_objects", "num_detections", "num_misses", "num_false_positive
               "num_unique_objects", "motp"]
 
 
-class ClearMetrics(SequenceMetric):
-    """CLEAR MOT accumulator for one sequence (wraps ``motmetrics.MOTAccumulator``)."""
+class DevkitClearMetrics(SequenceMetric):
+    """Devkit-convention CLEAR MOT accumulator for one sequence (wraps ``motmetrics.MOTAccumulator``)."""
 
-    name = "clear"
+    name = "clear_devkit"
+    group = "devkit"
 
     def __init__(self, iou_threshold: float = 0.5) -> None:
         self.iou_threshold = iou_threshold

@@ -1,7 +1,10 @@
 """Evaluate tracker output against MOTChallenge ground truth with every metric family at once.
 
 :func:`evaluate_sequence` is the per-sequence map (pure numpy, no Ray), :func:`combine` the reduce
-and :func:`summarize` turns partials into the named numbers ``cvray track eval`` prints.
+and :func:`summarize` turns partials into the named numbers ``cvray track eval`` prints: CLEAR
+(MOTA, MOTP, IDSW, Frag, FP, FN, MT/PT/ML) as TrackEval computes it at the top level, next to
+HOTA and IDF1, and the same CLEAR metrics in the old devkit convention (py-motmetrics) under
+``"devkit"``.
 
 Ground-truth preprocessing follows the MOTChallenge devkit / TrackEval ``MotChallenge2DBox``:
 gt rows with ``conf == 0`` are not evaluated. With ``mot17_classes=True`` (MOT16/17/20 gt, whose
@@ -11,19 +14,23 @@ carry world coordinates in that column and cvray's own gt carries object classes
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from cvray.track.io import CLS, CONF, FRAME, ID, X, split_frames
-from cvray.track.metrics.clear import ClearMetrics
+from cvray.track.metrics.clear import DevkitClearMetrics
+from cvray.track.metrics.clear_trackeval import TrackEvalClearMetrics
 from cvray.track.metrics.compat import iou_matrix
 from cvray.track.metrics.hota import HotaMetrics
 from cvray.track.metrics.identity import IdentityMetrics
 
-__all__ = ["FAMILIES", "MOTEvaluator", "combine", "evaluate_sequence", "summarize", "box_iou_xywh",
-           "SUMMARY_KEYS"]
+__all__ = ["DEVKIT_KEYS", "FAMILIES", "MOTEvaluator", "combine", "evaluate_sequence", "summarize",
+           "box_iou_xywh", "SUMMARY_KEYS"]
 
-FAMILIES = (ClearMetrics, IdentityMetrics, HotaMetrics)
+#: CLEAR as TrackEval computes it (top level), the devkit convention (under ``"devkit"``), identity, HOTA
+FAMILIES = (TrackEvalClearMetrics, DevkitClearMetrics, IdentityMetrics, HotaMetrics)
 #: MOT16/17 classes: 1 pedestrian (evaluated); distractors person-on-vehicle, static person,
 #: distractor, reflection
 EVAL_CLASSES = (1,)
@@ -31,6 +38,8 @@ DISTRACTOR_CLASSES = (2, 7, 8, 12)
 #: keys printed by ``cvray track eval`` (and their order)
 SUMMARY_KEYS = ("HOTA", "DetA", "AssA", "LocA", "MOTA", "MOTP", "IDF1", "IDP", "IDR", "IDSW",
                 "Frag", "MT", "PT", "ML", "FP", "FN")
+#: the CLEAR keys also reported in the devkit convention (``summarize(...)["devkit"]``)
+DEVKIT_KEYS = ("MOTA", "MOTP", "IDSW", "Frag", "MT", "PT", "ML", "FP", "FN")
 _MATCH_IOU = 0.5
 
 
@@ -107,9 +116,11 @@ def combine(partials: list[dict[str, dict]]) -> dict[str, dict]:
     return {cls.name: cls.combine([p[cls.name] for p in partials]) for cls in FAMILIES}
 
 
-def summarize(partial: dict[str, dict]) -> dict[str, float]:
-    """Flat dict of named metrics (percentages for ratios, ints for counts)."""
-    out: dict[str, float] = {}
+def summarize(partial: dict[str, dict]) -> dict[str, Any]:
+    """Named metrics (percentages for ratios, ints for counts); a family with a ``group`` (the
+    devkit CLEAR values) is nested under that key: ``{"MOTA": <TrackEval>, ..., "devkit": {"MOTA": ...}}``."""
+    out: dict[str, Any] = {}
     for cls in FAMILIES:
-        out.update(cls.summarize(partial[cls.name]))
+        values = cls.summarize(partial[cls.name])
+        (out.setdefault(cls.group, {}) if cls.group else out).update(values)
     return out

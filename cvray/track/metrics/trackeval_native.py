@@ -1,9 +1,10 @@
 """Every metric as TrackEval 1.3 computes it: HOTA, CLEAR (MOTA, IDSW, ...) and Identity (IDF1).
 
-The other families of this package take CLEAR and identity metrics from ``motmetrics`` (the old
-MOTChallenge devkit convention); TrackEval -- the evaluator MOTChallenge uses today -- counts ID
-switches and MOTA slightly differently. Benchmarks that compare trackers use this module so that
-every number comes from one implementation. gt preprocessing is :func:`evaluate.preprocess`
+This module calls ``trackeval.metrics`` itself. The families of this package give the same
+numbers (CLEAR of :mod:`~cvray.track.metrics.clear_trackeval` exactly, HOTA and IDF1 to ~1e-13;
+the devkit CLEAR of :mod:`~cvray.track.metrics.clear` differs, docs/tracking.md "Metric
+conventions"). Benchmarks that compare trackers use this module so that every number comes from
+TrackEval's own code. gt preprocessing is :func:`evaluate.preprocess`
 (``conf == 0`` rows dropped; MOT17 distractor rule with ``mot17_classes``), the per-sequence data
 dict is TrackEval's own (ids remapped to contiguous indices, similarity = box IoU).
 
