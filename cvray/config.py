@@ -68,6 +68,7 @@ _SECTIONS: dict[str, str] = {
     "validation": "cvray.validate.config:ValidateConfig",  # not "validate": BaseModel has one
     "predict": "cvray.predict.config:PredictConfig",
     "eval": "cvray.evaluate.config:EvalConfig",
+    "submit": "cvray.submit.config:SubmitConfig",
 }
 
 

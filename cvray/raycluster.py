@@ -21,6 +21,11 @@ _FORWARDED_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION
 
 
 def _runtime_env() -> dict[str, Any]:
+    """Storage variables for the workers of the Ray we start or join -- except inside a Ray Job,
+    whose own runtime env (``cvray submit``'s) already carries them: passing one again would
+    conflict with it, and would copy the credential values into the job's config."""
+    if os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"):
+        return {}
     env = {k: os.environ[k] for k in _FORWARDED_ENV if os.environ.get(k)}
     return {"env_vars": env} if env else {}
 

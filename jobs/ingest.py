@@ -1,6 +1,10 @@
-"""Ray job entrypoint: ingest a COCO dataset (``ray job submit -- python jobs/ingest.py --dataset URI``).
+"""Ray job entrypoint: ingest a COCO dataset through Ray Data.
 
-Thin by design: the same CLI command runs locally and on a cluster (Ray sets RAY_ADDRESS here).
+    cvray submit data ingest --dataset s3://b/coco storage.root=s3://b/runs --address http://HEAD:8265
+    ray job submit --address http://HEAD:8265 --working-dir . -- python jobs/ingest.py --dataset s3://b/coco
+
+Thin by design: the same CLI command runs locally and on a cluster (Ray sets RAY_ADDRESS for the
+job's driver, so the command joins the cluster instead of starting a Ray of its own).
 """
 import sys
 

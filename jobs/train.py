@@ -1,7 +1,10 @@
-"""Ray job entrypoint: training (``ray job submit -- python jobs/train.py --config configs/X.yaml
---dataset s3://bucket/coco [key=value ...]``).
+"""Ray job entrypoint: training on a Ray Train worker group.
 
-Thin by design: the same CLI command runs locally and on a cluster (Ray sets RAY_ADDRESS here).
+    cvray submit train --config configs/maskrcnn_r50_fpn_1x.yaml --dataset s3://b/coco storage.root=s3://b/runs --address http://HEAD:8265
+    ray job submit --address http://HEAD:8265 --working-dir . -- python jobs/train.py --config configs/maskrcnn_r50_fpn_1x.yaml --dataset s3://b/coco
+
+Thin by design: the same CLI command runs locally and on a cluster (Ray sets RAY_ADDRESS for the
+job's driver, so the command joins the cluster instead of starting a Ray of its own).
 """
 import sys
 

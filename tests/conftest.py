@@ -63,7 +63,10 @@ def s3_server():
     Sets the standard AWS_* variables for the session so every storage path in cvray finds it the
     same way a user's environment would.
     """
-    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    # the project's own moto (the dev extra) first: another moto on PATH may be a version whose
+    # CompleteMultipartUpload fails on empty objects (Ray Train's storage marker)
+    venv_moto = Path(sys.executable).with_name("moto_server")
+    exe = str(venv_moto) if venv_moto.exists() else shutil.which("moto_server")
     port = _free_port()
     proc = subprocess.Popen(
         [exe, "-H", "127.0.0.1", "-p", str(port)],

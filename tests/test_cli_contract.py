@@ -37,6 +37,7 @@ COMMANDS = [
     ["track", "eval", "--gt", "{tmp}/gt", "--pred", "{tmp}/pred"],
     ["runs", "list"],
     ["runs", "show", "x"],
+    ["submit", "validate", "{tmp}/a.json", "--images", "{tmp}/i", "--address", "http://127.0.0.1:1"],
 ]
 
 

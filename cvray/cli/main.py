@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "cvray.cli.predict",
     "cvray.cli.report",
     "cvray.cli.track",
+    "cvray.cli.submit",
 ]
 
 log = logging.getLogger("cvray.cli")
@@ -86,7 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
-        args = parser.parse_args(_with_default_subcommand(argv))
+        job_argv = None
+        words = _with_default_subcommand(argv)
+        if words and words[0] == "submit":  # submit's own flags; the rest is the job's command line
+            from cvray.cli.submit import split_submit_argv
+
+            own, job_argv = split_submit_argv(words[1:])
+            words = ["submit", *own]
+        args = parser.parse_args(words)
+        if job_argv is not None:
+            args.job_argv = job_argv
         setup_logging(getattr(args, "verbose", False))
         if not getattr(args, "func", None):
             parser.print_help(sys.stderr)

@@ -12,6 +12,7 @@ def register(sub) -> None:
     ls = rs.add_parser("list", help="committed runs under the runs root, newest first")
     add_common_args(ls)
     ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--job", default=None, help="only the runs of this Ray job (cvray submit's job id)")
     ls.set_defaults(func=cmd_list)
     sh = rs.add_parser("show", help="one run: manifest, tables and row counts")
     add_common_args(sh)
@@ -28,9 +29,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     from cvray.runs import list_runs
 
     root = _root(args)
-    runs = list_runs(root)[: args.limit]
+    runs = list_runs(root)
+    if args.job:
+        runs = [m for m in runs if (m.get("job") or {}).get("id") == args.job]
+    runs = runs[: args.limit]
     rows = [{"run_id": m["run_id"], "command": m.get("command"), "status": m.get("status"),
-             "started_at": m.get("started_at"), "ended_at": m.get("ended_at")} for m in runs]
+             "started_at": m.get("started_at"), "ended_at": m.get("ended_at"),
+             "job": (m.get("job") or {}).get("id")} for m in runs]
     if args.json:
         emit({"root": root, "runs": rows}, args)
         return 0
@@ -38,10 +43,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     t = Table(title=f"runs under {root}")
-    for c in ("run_id", "command", "status", "started_at"):
+    cols = ("run_id", "command", "status", "started_at") + (("job",) if any(r["job"] for r in rows) else ())
+    for c in cols:
         t.add_column(c)
     for r in rows:
-        t.add_row(*(str(r[c]) for c in ("run_id", "command", "status", "started_at")))
+        t.add_row(*(str(r[c]) for c in cols))
     Console(width=140).print(t)
     return 0
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import secrets
 import shlex
 import sys
@@ -128,6 +129,12 @@ class Run:
         storage.write_json(self.path(MANIFEST), self.manifest)
 
 
+def _job_info() -> dict[str, Any] | None:
+    """The Ray job this run belongs to, when ``cvray submit`` started it (``CVRAY_JOB_ID``)."""
+    job = os.environ.get("CVRAY_JOB_ID")
+    return {"id": job} if job else None
+
+
 class start_run:
     """Context manager creating a run; on exit the manifest is committed (status set).
 
@@ -158,6 +165,7 @@ class start_run:
             "environment": environment_info(),
             "dataset": None,
             "ray": None,
+            "job": _job_info(),
         }
 
     def __enter__(self) -> Run:
