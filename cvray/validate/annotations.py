@@ -60,6 +60,6 @@ def validate_annotations(doc: Any, file: str, cfg: ValidateConfig | None = None)
 
 def validate_annotations_file(uri: str, cfg: ValidateConfig | None = None) -> AnnotationReport:
     doc, issues = load_annotation_doc(uri)
-    if doc is None:
+    if issues:  # unreadable or not JSON; a file holding `null` parses and fails the schema rules
         return AnnotationReport(file=uri, issues=issues)
     return validate_annotations(doc, uri, cfg)
