@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 from typing import Any, Mapping
 
@@ -101,7 +102,9 @@ def _fmt(v: Any) -> str:
 def emit(summary: Mapping[str, Any], args: argparse.Namespace, title: str = "summary") -> None:
     """Print the final summary: a table on stdout, or one JSON object with ``--json``."""
     if getattr(args, "json", False):
-        sys.stdout.write(json.dumps(summary, default=_json_default, sort_keys=False) + "\n")
+        # strict JSON for every command: NaN / inf (a metric with nothing to average) -> null
+        sys.stdout.write(json.dumps(_jsonable(summary), default=_json_default, sort_keys=False,
+                                    allow_nan=False) + "\n")
         sys.stdout.flush()
         return
     from rich.console import Console
@@ -113,6 +116,26 @@ def emit(summary: Mapping[str, Any], args: argparse.Namespace, title: str = "sum
     for k, v in _flatten(summary):
         table.add_row(k, _fmt(v))
     Console(highlight=False, width=max(100, Console().width)).print(table)
+
+
+def _jsonable(o: Any) -> Any:
+    """``o`` with NumPy scalars/arrays as Python values and every non-finite float as None."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, Mapping):
+        return {k: _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (str, int, bool)) or o is None:
+        return o
+    try:
+        import numpy as np
+
+        if isinstance(o, (np.generic, np.ndarray)):
+            return _jsonable(o.tolist())
+    except ImportError:
+        pass
+    return o
 
 
 def _json_default(o: Any) -> Any:
