@@ -53,13 +53,15 @@ def read_mot(uri: str) -> np.ndarray:
 
 
 def format_mot(rows: np.ndarray) -> str:
-    """MOTChallenge tracker format: ``frame,id,x,y,w,h,conf,-1,-1,-1`` one line per box."""
+    """MOTChallenge tracker format: ``frame,id,x,y,w,h,conf,-1,-1,-1`` one line per box, every
+    float at full (round-trip) precision so ``track eval`` on the file gives ``track``'s metrics."""
     rows = np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[1] if np.ndim(rows) == 2 else 10)
     buf = _io.StringIO()
     for r in rows:
         conf = r[CONF] if rows.shape[1] > CONF else 1.0
-        buf.write(f"{int(r[FRAME])},{int(r[ID])},{r[X]:.2f},{r[Y]:.2f},{r[W]:.2f},{r[H]:.2f},"
-                  f"{conf:.4f},-1,-1,-1\n")
+        # shortest round-trip repr: reading the file back gives the very floats that were scored
+        x, y, w, h, c = (repr(float(v)) for v in (r[X], r[Y], r[W], r[H], conf))
+        buf.write(f"{int(r[FRAME])},{int(r[ID])},{x},{y},{w},{h},{c},-1,-1,-1\n")
     return buf.getvalue()
 
 
