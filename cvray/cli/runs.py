@@ -25,17 +25,41 @@ def _root(args) -> str:
     return load_cli_config(args).storage.root
 
 
+def _existing_root(root: str) -> str:
+    """``root`` when it is a folder (or S3 prefix/bucket) that exists; else a usage error naming
+    it, so a typo in ``--root`` never reads as "no runs"."""
+    from cvray.io import storage
+
+    try:
+        found = storage.exists(root)
+    except storage.StorageError as exc:
+        raise CliError(f"runs root {root}: {str(exc).removeprefix(root + ': ')}") from exc
+    if not found:
+        raise CliError(f"runs root {root} does not exist (no run was made there; check --root / storage.root)")
+    return root
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from cvray.runs import list_runs
 
-    root = _root(args)
-    runs = list_runs(root)
+    root = _existing_root(_root(args))
+    unreadable: list[dict[str, str]] = []
+    runs = list_runs(root, unreadable=unreadable)
     if args.job:
         runs = [m for m in runs if (m.get("job") or {}).get("id") == args.job]
     runs = runs[: args.limit]
     rows = [{"run_id": m["run_id"], "command": m.get("command"), "status": m.get("status"),
              "started_at": m.get("started_at"), "ended_at": m.get("ended_at"),
              "job": (m.get("job") or {}).get("id")} for m in runs]
+    if not args.job:  # an unreadable manifest is a row of its own (its job is unknown)
+        rows += [{"run_id": u["run_id"], "command": None, "status": "unreadable", "started_at": None,
+                  "ended_at": None, "job": None, "error": u["error"]} for u in unreadable]
+    if unreadable:
+        from cvray.cli.common import console
+
+        for u in unreadable:
+            console().print(f"warning: run {u['run_id']}: unreadable manifest ({u['error']})",
+                            markup=False)
     if args.json:
         emit({"root": root, "runs": rows}, args)
         return 0

@@ -192,14 +192,29 @@ def load_manifest(root: str, run_id: str) -> dict[str, Any]:
     return storage.read_json(uri)
 
 
-def list_runs(root: str) -> list[dict[str, Any]]:
-    """Manifests of the committed runs under ``root``, newest first."""
+def list_runs(root: str, *, unreadable: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Manifests of the committed runs under ``root``, newest first.
+
+    A manifest that cannot be read or parsed (or is not a JSON object) does not stop the listing:
+    it is appended to ``unreadable`` when that is a list (else logged) as ``{"run_id", "error"}``.
+    A root that does not exist lists as no runs (the CLI refuses it first).
+    """
     out = []
     for name in storage.list_dirs(root):
         uri = storage.join(root, name, MANIFEST)
-        if storage.exists(uri):
-            out.append(storage.read_json(uri))
-    return sorted(out, key=lambda m: m.get("started_at", ""), reverse=True)
+        if not storage.exists(uri):
+            continue
+        try:
+            m = storage.read_json(uri, expect=dict, what="manifest must be a JSON object")
+        except storage.StorageError as exc:
+            if unreadable is not None:  # the caller reports it
+                unreadable.append({"run_id": name, "error": str(exc)})
+            else:
+                log.warning("run %s: unreadable manifest: %s", name, exc)
+            continue
+        m.setdefault("run_id", name)
+        out.append(m)
+    return sorted(out, key=lambda m: str(m.get("started_at") or ""), reverse=True)
 
 
 def read_table(root: str, run_id: str, name: str) -> pa.Table:
