@@ -36,6 +36,15 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def dev(shared_dir) -> Path:
+    """``../shared/refdata/mot-dev``: the 16 real MOTChallenge dev sequences (never TUD)."""
+    root = shared_dir / "refdata" / "mot-dev"
+    if not root.exists():
+        pytest.skip(f"{root} is not laid beside the repo")
+    return root
+
+
+@pytest.fixture(scope="session")
 def ray_session(s3_server):
     """One real local Ray for the whole test session (started lazily, shut down at the end).
 

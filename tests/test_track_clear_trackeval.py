@@ -35,14 +35,6 @@ _NAMES = {"FP": "CLR_FP", "FN": "CLR_FN", "TP": "CLR_TP", "IDSW": "IDSW", "Frag"
           "PT": "PT", "ML": "ML"}
 
 
-@pytest.fixture(scope="module")
-def dev(shared_dir):
-    root = shared_dir / "refdata" / "mot-dev"
-    if not root.exists():
-        pytest.skip(f"{root} is not laid beside the repo")
-    return root
-
-
 def _trackeval_clear(gt_root: Path, trackers: Path, seq: str, benchmark: str, length: int) -> dict:
     """TrackEval's CLEAR result for ``trackers/cvray/data/<seq>.txt``, files read by TrackEval."""
     ds = trackeval.datasets.MotChallenge2DBox({

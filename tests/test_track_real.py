@@ -22,14 +22,6 @@ from cvray.track.scores import ScoreModel
 from cvray.track.sequence import track_mot_rows
 
 
-@pytest.fixture(scope="module")
-def dev(shared_dir):
-    root = shared_dir / "refdata" / "mot-dev"
-    if not root.exists():
-        pytest.skip(f"{root} is not laid beside the repo")
-    return root
-
-
 def _seq(dev, name, det="det.txt"):
     info = read_seqinfo(str(dev / name / "seqinfo.ini"))
     return info, read_mot(str(dev / name / "det" / det)), read_mot(str(dev / name / "gt" / "gt.txt"))

@@ -51,7 +51,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         for step, (name, fn) in enumerate(stages, start=3):
             con.print(f"[bold]{step}/{total}[/] {name}")
-            summary[name] = fn(run, cfg, synth)
+            if name == "train":  # minutes of work: iterations, rate, ETA, loss on stderr
+                from cvray.cli.progress import Progress
+                from cvray.train.demo import demo_train_config
+
+                with Progress("cvray demo: train", "it", demo_train_config(cfg).max_iter) as bar:
+                    summary[name] = fn(run, cfg, synth, on_progress=bar)
+            else:
+                summary[name] = fn(run, cfg, synth)
         run.summary.update(summary)
     summary["report"] = _write_report(run.uri)
     summary["run"] = run.id

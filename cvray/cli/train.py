@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
 
@@ -41,6 +42,24 @@ def latest_resumable_run(root: str) -> str | None:
     return None
 
 
+def _finished(root: str, run_id: str, max_iter: int) -> int | None:
+    """The iteration a committed, succeeded train run ended at, when it reached ``max_iter``
+    (None: not finished, or not found -- then a checkpoint must exist to resume from)."""
+    from cvray.io import storage
+
+    base = storage.join(root, run_id)
+    manifest = storage.join(base, "manifest.json")
+    if storage.exists(manifest):
+        m = storage.read_json(manifest)
+        it = (m.get("summary") or {}).get("iterations")
+        if m.get("status") == "succeeded" and isinstance(it, int) and it >= max_iter:
+            return it
+    if not storage.exists(storage.join(base, "checkpoints", "latest.pt")):
+        raise CliError(f"train.resume=true train.run_id={run_id}: no checkpoint at "
+                       f"{storage.join(base, 'checkpoints', 'latest.pt')} to resume from")
+    return None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from cvray.cli.progress import Progress
     from cvray.data.fingerprint import coco_fingerprint
@@ -52,11 +71,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     dataset = args.dataset or cfg.data.root
     if not dataset:
         raise CliError("no dataset: pass --dataset URI or set data.root in the config")
+    from cvray.io import storage
+    from cvray.runs.run import check_run_id
+
+    if not storage.is_s3(dataset):  # workers run in other folders: resolve it here, on the driver
+        dataset = os.path.abspath(dataset)
     run_id = cfg.train.run_id
+    if run_id is not None:
+        check_run_id(run_id)  # no run outside the runs root
     if cfg.train.resume and run_id is None:
         run_id = latest_resumable_run(cfg.storage.root)
         if run_id is None:
             raise CliError(f"train.resume=true but no train run with a checkpoint under {cfg.storage.root}")
+    if cfg.train.resume:
+        done = _finished(cfg.storage.root, run_id, cfg.train.max_iter)
+        if done is not None:  # resuming a finished run: nothing to train, nothing to write twice
+            emit({"run": run_id, "resumed": False, "iterations": done,
+                  "message": f"run {run_id} already finished at iteration {done} (train.max_iter="
+                             f"{cfg.train.max_iter}); nothing to resume. Raise train.max_iter to train on."},
+                 args, title="cvray train")
+            return 0
     use_ray = not args.no_ray
 
     def fingerprint():  # every split present under the dataset root
@@ -85,5 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "checkpoint": summary.get("checkpoint"),
         "best_checkpoint": summary.get("best_checkpoint"),
     }
+    if not m:  # no val images: say so instead of an AP of 0.0 that looks like a result
+        out["validation"] = "none: the val split has no images, so no AP was computed"
+        out.pop("best")
     emit(out, args, title="cvray train")
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import os
+import re
 import secrets
 import shlex
 import sys
@@ -45,6 +46,20 @@ class RunNotFound(LookupError):
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it names one folder directly under the runs root; else :class:`InputError`
+    (``../x``, ``a/b``, an absolute path or an empty id would put the run elsewhere)."""
+    from cvray.runs.errors import InputError
+
+    if not isinstance(run_id, str) or not RUN_ID.match(run_id) or ".." in run_id:
+        raise InputError(f"run id {run_id!r}: a run id is one folder name under the runs root "
+                         "(letters, digits, '.', '_', '-'; no '/' or '..')")
+    return run_id
 
 
 def new_run_id(command: str) -> str:
@@ -151,7 +166,7 @@ class start_run:
 
         cfg = config_to_dict(config) if hasattr(config, "model_dump") else (config or {})
         root = str(root) if storage.is_s3(str(root)) else storage.resolve(str(root))[1]
-        self.run = Run(root=root, id=run_id or new_run_id(command), command=command)
+        self.run = Run(root=root, id=check_run_id(run_id) if run_id else new_run_id(command), command=command)
         self.run.manifest = {
             "schema_version": MANIFEST_SCHEMA_VERSION,
             "run_id": self.run.id,

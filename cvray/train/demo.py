@@ -27,20 +27,29 @@ DEMO_TRAIN: dict[str, Any] = {
 }
 
 
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def demo_train_config(cfg: Any) -> TrainConfig:
-    """The demo preset, unless the experiment config already sets its own ``train`` section."""
-    if cfg.train != TrainConfig():
-        return cfg.train
-    return TrainConfig.model_validate(DEMO_TRAIN)
+    """The demo preset with whatever ``train.*`` the user set (``--config`` or overrides) on top:
+    ``cvray demo train.max_iter=50`` trains the CPU preset for 50 steps, not the library's
+    default R50-FPN at 800-1333 px."""
+    user = cfg.train.model_dump(mode="json", exclude_unset=True)
+    return TrainConfig.model_validate(_merge(DEMO_TRAIN, user))
 
 
-def demo_train(run: Any, cfg: Any, synth: dict) -> dict[str, Any]:
-    """Train on ``synth["coco_root"]`` with Ray Train; returns AP and where the model is."""
+def demo_train(run: Any, cfg: Any, synth: dict, *, on_progress=None) -> dict[str, Any]:
+    """Train on ``synth["coco_root"]`` with Ray Train; returns AP and where the model is
+    (``on_progress(done, total, **info)`` per iteration, as ``run_train`` gives it)."""
     from cvray.train.workflow import TrainInputs, run_train
 
     tcfg = demo_train_config(cfg)
     t0 = time.perf_counter()
-    s = run_train(run, tcfg, TrainInputs(synth["coco_root"], seed=cfg.seed), ray=True)
+    s = run_train(run, tcfg, TrainInputs(synth["coco_root"], seed=cfg.seed), ray=True, on_progress=on_progress)
     seconds = time.perf_counter() - t0
     m = s.get("metrics", {})
     return {

@@ -37,6 +37,7 @@ __all__ = ["train_with_ray"]
 log = logging.getLogger(__name__)
 
 POINTER = "cvray_checkpoint.json"
+STOPPED = "train_stopped.json"  # the workers' stop reason (a diverged loss), read by the driver
 SHUFFLE_BUFFER = 64  # rows (records, not decoded images) held for the per-epoch local shuffle
 
 
@@ -135,8 +136,11 @@ def _train_fn(config: dict[str, Any]) -> None:
     try:
         summary = run_worker(job, env)
     except NonFiniteLossError as exc:
-        # Not a worker failure: retrying from the checkpoint would diverge again. Report the
-        # reason and end; the driver raises it.
+        # Not a worker failure: retrying from the checkpoint would diverge again. Leave the
+        # reason in the run (Ray's result metrics do not reliably carry a report without a
+        # checkpoint) and end; the driver raises it.
+        if rank == 0 and job.run is not None:
+            storage.write_json(job.run.path(STOPPED), {"reason": str(exc), "type": type(exc).__name__})
         ray.train.report({"stopped": str(exc)})
         return
     summary.update(worker_rank=rank)
@@ -187,19 +191,61 @@ def train_with_ray(job: TrainJob, *, on_progress: Callable[..., None] | None = N
         from cvray.train.progress import ProgressPoller
 
         poller = ProgressPoller(job.progress_uri, on_progress).start()
+    for name in (STOPPED, "train_summary.json"):  # left by an earlier attempt of this run
+        _remove(job.run.path(name))
     try:
-        result = trainer.fit()
+        result = _fit(trainer)
     finally:
         if poller is not None:
             poller.stop()
     stopped = (result.metrics or {}).get("stopped")
+    if not stopped and storage.exists(job.run.path(STOPPED)):
+        stopped = storage.read_json(job.run.path(STOPPED))["reason"]
     if stopped:
         raise NonFiniteLossError(stopped)
+    if not storage.exists(job.run.path("train_summary.json")):
+        raise RuntimeError(f"the Ray Train workers ended without a summary "
+                           f"({getattr(result, 'error', None) or 'no error reported'}); run with -v for their logs")
     summary = storage.read_json(job.run.path("train_summary.json"))
     summary.update(workers=cfg.num_workers, use_gpu=use_gpu,
                    ray_checkpoint=result.checkpoint.path if result.checkpoint else None)
     _write_seeds(job)
     return summary
+
+
+def _fit(trainer) -> Any:
+    """``trainer.fit()`` in a helper thread while the main thread waits, so Ctrl-C / SIGTERM reach
+    the run context's handler (the run ends ``interrupted``, exit 130/143; the last checkpoint
+    stays to resume from). Called from the main thread, Ray Train would install its own SIGINT
+    handler, which aborts the controller and leaves the process to exit 1 with no message."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return trainer.fit()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = trainer.fit()
+        except BaseException as exc:  # re-raised in the main thread
+            box["error"] = exc
+
+    t = threading.Thread(target=target, name="cvray-ray-train-fit", daemon=True)
+    t.start()
+    while t.is_alive():
+        t.join(0.5)  # a KeyboardInterrupt from the signal handler surfaces here
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def _remove(uri: str) -> None:
+    """Delete the file at ``uri`` if there is one."""
+    import pyarrow.fs as pafs
+
+    fs, path = storage.resolve(uri)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)
 
 
 def _write_seeds(job: TrainJob) -> None:

@@ -19,6 +19,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 import random
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
@@ -63,7 +64,8 @@ def make_job(run: Any, section: TrainConfig, inputs: TrainInputs, *, extra_hooks
     if not isinstance(section, TrainConfig):
         raise TypeError(f"the train stage takes its TrainConfig section (cfg.train), not a "
                         f"{type(section).__name__}")
-    dataset_uri = inputs.dataset
+    # a local path is made absolute here, on the driver: Ray Train workers run in other folders
+    dataset_uri = inputs.dataset if storage.is_s3(inputs.dataset) else os.path.abspath(inputs.dataset)
     ann = lambda split: storage.join(dataset_uri, "annotations", f"instances_{split}.json")  # noqa: E731
     train_ann = ann(section.train_split)
     if not storage.exists(train_ann):
@@ -71,6 +73,9 @@ def make_job(run: Any, section: TrainConfig, inputs: TrainInputs, *, extra_hooks
     val_ann = ann(section.val_split)
     if not storage.exists(val_ann):
         log.warning("%s: no %s split; training without validation", dataset_uri, section.val_split)
+        val_ann = None
+    elif not load_coco(val_ann)["images"]:  # evaluating nothing would report AP 0.0 as a result
+        log.warning("%s has no images; training without validation", val_ann)
         val_ann = None
     cats = CategoryMap.from_coco(load_coco(train_ann))
     if section.model.num_classes is not None and section.model.num_classes != cats.num_classes:
