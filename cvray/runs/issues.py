@@ -113,6 +113,10 @@ _R = [
     ("train.zero_ap", "warning", "the final validation AP is exactly 0"),
     # tracking
     ("sequence.failed", "error", "a sequence could not be tracked (its error is the message)"),
+    ("sequence.bad_seqinfo", "error", "seqinfo.ini frameRate not positive / seqLength negative / unparsable (sequence skipped)"),
+    ("sequence.no_detections", "warning", "an empty det.txt: every frame is tracked as empty"),
+    ("detection.invalid", "error", "a detection row with non-positive width or height (dropped)"),
+    ("render.no_frames", "warning", "--render for a sequence without frames: no review video"),
 ]
 
 RULES: dict[str, Rule] = {name: Rule(name, sev, desc) for name, sev, desc in _R}

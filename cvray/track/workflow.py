@@ -15,16 +15,20 @@ is found) and the issues.
 """
 from __future__ import annotations
 
+import math
 import posixpath
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
+
+import numpy as np
 
 from cvray.io import storage
 from cvray.runs.errors import InputError
 from cvray.runs.issues import issue
 from cvray.track.config import TrackConfig
 from cvray.track.evaluation import metric_row
-from cvray.track.io import find_sequences, is_file, read_predictions, read_seqinfo
+from cvray.track.io import (FRAME, H, W, X, Y, MOTFormatError, find_sequences, is_file, read_mot,
+                            read_predictions, read_seqinfo)
 from cvray.track.metrics import combine, summarize
 from cvray.track.records import metrics_to_table, sequences_to_table
 from cvray.track.sequence import SequenceJob, process_sequence
@@ -39,6 +43,9 @@ class TrackInputs:
     out: str                                   # output folder for <seq>.txt, tracks/, review/
     jobs: tuple[SequenceJob, ...] = field(default=(), repr=False)
     render: bool = False
+    issues: tuple = field(default=(), repr=False)  # found while resolving (bad seqinfo, rows ...)
+    skipped: tuple[str, ...] = ()              # sequences that cannot be tracked (bad seqinfo)
+    skipped_detections: int = 0                # detections dropped (non-positive width/height)
 
 
 @dataclass(frozen=True)
@@ -51,45 +58,136 @@ class TrackVideoInputs:
     predict: Any                               # the predict section: postprocess, geometry, batch size
 
 
-def sequence_jobs(det: str, *, seqinfo: str | None = None, frame_rate: float | None = None
-                  ) -> list[SequenceJob]:
-    """Jobs for a det.txt, a predictions Parquet, or a folder of MOTChallenge sequences."""
+_MAX_ROW_ISSUES = 50  # per sequence; the rest are counted in one more row
+
+
+def _bad_seqinfo(info, uri: str, frame_rate: float | None) -> str | None:
+    """Why ``info`` cannot time a sequence (None when it can)."""
+    if frame_rate is None and not (math.isfinite(info.frame_rate) and info.frame_rate > 0):
+        return f"{uri}: frameRate={info.frame_rate:g} must be a positive number"
+    if info.seq_length < 0:
+        return f"{uri}: seqLength={info.seq_length} must be >= 0"
+    return None
+
+
+def _clean_rows(name: str, rows: np.ndarray, file: str | None, out: list) -> np.ndarray:
+    """``rows`` without the detections of non-positive width/height (one issue row each)."""
+    bad = ~((rows[:, W] > 0) & (rows[:, H] > 0)) if len(rows) else np.zeros(0, bool)
+    for k, r in enumerate(rows[bad]):
+        if k == _MAX_ROW_ISSUES:
+            out.append(issue("track", "detection.invalid", f"{name}: {int(bad.sum()) - k} more detections "
+                             "with non-positive width/height (dropped)", file=file))
+            break
+        out.append(issue("track", "detection.invalid", f"{name}: frame {int(r[FRAME])} detection "
+                         f"x={r[X]:g} y={r[Y]:g} w={r[W]:g} h={r[H]:g} has a non-positive width or "
+                         "height (dropped)", file=file))
+    return rows[~bad] if bad.any() else rows
+
+
+def _checked(job: SequenceJob, rows: np.ndarray | None, out: list) -> tuple[SequenceJob, int]:
+    """``job`` with its invalid detections dropped (inline rows then), and how many were."""
+    if rows is None:
+        return job, 0
+    if len(rows) == 0:
+        out.append(issue("track", "sequence.no_detections", f"{job.name}: no detections: every frame "
+                         "is tracked as empty", file=job.det_uri))
+        return job, 0
+    clean = _clean_rows(job.name, rows, job.det_uri, out)
+    if len(clean) == len(rows):
+        return (job if job.det_rows is None else replace(job, det_rows=clean.tolist())), 0
+    return replace(job, det_rows=clean.tolist()), len(rows) - len(clean)
+
+
+def _resolve_jobs(det: str, *, seqinfo: str | None = None, frame_rate: float | None = None,
+                  render: bool = False) -> tuple[list[SequenceJob], list, list[str], int]:
+    """``(jobs, issues, skipped sequences, dropped detections)`` for what ``det`` names.
+
+    A sequence whose seqinfo.ini cannot time it is skipped with a ``sequence.bad_seqinfo`` row
+    (the ``--seqinfo`` the user named is an :class:`InputError` instead); detections of
+    non-positive size are dropped with a ``detection.invalid`` row each; an empty det.txt and
+    ``render`` without frames are warnings. A det.txt that does not parse is left for the
+    sequence to fail on (``sequence.failed``) while the others finish.
+    """
+    if frame_rate is not None and not (math.isfinite(frame_rate) and frame_rate > 0):
+        raise InputError(f"--frame-rate: must be a positive number of frames per second, got {frame_rate:g}")
     det = det.rstrip("/")
     if not storage.exists(det):
         raise InputError(f"{det}: no such file or folder")
+    issues: list = []
+    skipped: list[str] = []
+    dropped = 0
+    jobs: list[SequenceJob] = []
     if det.endswith(".parquet") or (not is_file(det) and storage.list_files(det, ".parquet", recursive=False)):
         fr = frame_rate or 30.0
-        return [SequenceJob(name=name, det_rows=rows.tolist(), frame_rate=fr)
-                for name, rows in read_predictions(det).items()]
-    found = find_sequences(det, "det")
-    jobs = []
-    for name, uri in found.items():
-        seq_dir = posixpath.dirname(posixpath.dirname(uri))
-        ini = seqinfo if (seqinfo and len(found) == 1) else storage.join(seq_dir, "seqinfo.ini")
-        info = read_seqinfo(ini) if storage.exists(ini) else None
-        if info is None and seqinfo:
-            raise InputError(f"{seqinfo}: no such file")
-        gt = storage.join(seq_dir, "gt", "gt.txt")
-        img = storage.join(seq_dir, info.im_dir) if info else None
-        jobs.append(SequenceJob(
-            name=info.name if info and len(found) == 1 and name == posixpath.basename(det).split(".")[0]
-            else name,
-            det_uri=uri, frame_rate=frame_rate or (info.frame_rate if info else 30.0),
-            num_frames=info.seq_length if info else None,
-            image_dir=img if img and storage.exists(img) else None,
-            im_ext=info.im_ext if info else ".jpg",
-            gt_uri=gt if storage.exists(gt) else None))
-    return jobs
+        for name, rows in read_predictions(det).items():
+            job, n = _checked(SequenceJob(name=name, det_rows=rows.tolist(), frame_rate=fr),
+                              np.asarray(rows, dtype=np.float64).reshape(-1, 10), issues)
+            jobs.append(job)
+            dropped += n
+    else:
+        found = find_sequences(det, "det")
+        for name, uri in found.items():
+            seq_dir = posixpath.dirname(posixpath.dirname(uri))
+            named = bool(seqinfo and len(found) == 1)
+            ini = seqinfo if named else storage.join(seq_dir, "seqinfo.ini")
+            if seqinfo and named and not storage.exists(ini):
+                raise InputError(f"{seqinfo}: no such file")
+            info, why = None, None
+            if storage.exists(ini):
+                try:
+                    info = read_seqinfo(ini)
+                    why = _bad_seqinfo(info, ini, frame_rate)
+                except MOTFormatError as exc:
+                    why = str(exc)
+            if why:
+                if named:
+                    raise InputError(why)
+                issues.append(issue("track", "sequence.bad_seqinfo", f"{name}: {why} (sequence skipped)",
+                                    file=ini))
+                skipped.append(name)
+                continue
+            gt = storage.join(seq_dir, "gt", "gt.txt")
+            img = storage.join(seq_dir, info.im_dir) if info else None
+            job = SequenceJob(
+                name=info.name if info and len(found) == 1 and name == posixpath.basename(det).split(".")[0]
+                else name,
+                det_uri=uri, frame_rate=frame_rate or (info.frame_rate if info else 30.0),
+                num_frames=(info.seq_length or None) if info else None,
+                image_dir=img if img and storage.exists(img) else None,
+                im_ext=info.im_ext if info else ".jpg",
+                gt_uri=gt if storage.exists(gt) else None)
+            try:
+                rows = read_mot(uri)
+            except (MOTFormatError, storage.StorageError):
+                rows = None  # the sequence fails on it and says why; the others go on
+            job, n = _checked(job, rows, issues)
+            jobs.append(job)
+            dropped += n
+    if render:
+        issues += [issue("track", "render.no_frames", f"{j.name}: --render needs the sequence's frames "
+                         "(seqinfo.ini imDir beside det/); no review video", file=j.det_uri)
+                   for j in jobs if not j.image_dir]
+    return jobs, issues, skipped, dropped
+
+
+def sequence_jobs(det: str, *, seqinfo: str | None = None, frame_rate: float | None = None
+                  ) -> list[SequenceJob]:
+    """Jobs for a det.txt, a predictions Parquet, or a folder of MOTChallenge sequences (the
+    sequences that can be tracked; :func:`prepare_track` also keeps the issues found)."""
+    return _resolve_jobs(det, seqinfo=seqinfo, frame_rate=frame_rate)[0]
 
 
 def prepare_track(det: str, *, out: str, seqinfo: str | None = None, frame_rate: float | None = None,
                   render: bool = False) -> TrackInputs:
-    """Resolve ``det`` into one job per sequence (:class:`InputError` when it names nothing)."""
+    """Resolve ``det`` into one job per sequence (:class:`InputError` when it names nothing or a
+    flag / the named seqinfo.ini is unusable); what is wrong inside the data becomes issue rows."""
     try:
-        jobs = sequence_jobs(det, seqinfo=seqinfo, frame_rate=frame_rate)
+        jobs, issues, skipped, dropped = _resolve_jobs(det, seqinfo=seqinfo, frame_rate=frame_rate,
+                                                       render=render)
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from exc
-    return TrackInputs(det=det, out=out, jobs=tuple(jobs), render=render)
+    return TrackInputs(det=det, out=out, jobs=tuple(jobs), render=render, issues=tuple(issues),
+                       skipped=tuple(skipped), skipped_detections=dropped)
 
 
 def track_fingerprint(inputs: TrackInputs) -> dict[str, Any]:
@@ -133,13 +231,23 @@ def run_track(run: Any, section: TrackConfig, inputs: TrackInputs, *, ray: bool 
     else:
         results = _track_in_process(jobs, section, inputs.out, inputs.render, on_done)
     errors = [r for r in results if "error" in r]
+    found = list(inputs.issues)
+    run.add_issues(found)
     run.add_issues(issue("track", "sequence.failed", f"{r['sequence']}: {r['error']}", file=r.get("file"))
                    for r in errors)
     ok = [r for r in results if "error" not in r]
     run.write_table("sequences", sequences_to_table(ok))
-    summary: dict = {"out": inputs.out, "run_id": run.id, "sequences": len(jobs), "failed": len(errors),
+    summary: dict = {"out": inputs.out, "run_id": run.id, "sequences": len(jobs) + len(inputs.skipped),
+                     "failed": len(errors) + len(inputs.skipped),
                      "frames": sum(r["frames"] for r in ok), "tracks": sum(r["tracks"] for r in ok),
                      "boxes": sum(r["boxes"] for r in ok)}
+    if inputs.skipped:
+        summary["skipped_sequences"] = list(inputs.skipped)
+    if inputs.skipped_detections:
+        summary["skipped_detections"] = inputs.skipped_detections
+    warnings = sum(1 for i in found if i.severity == "warning")
+    if warnings:
+        summary["warnings"] = warnings
     partials = [r["partial"] for r in ok if "partial" in r]
     if partials:
         metrics = {r["sequence"]: metric_row(summarize(r["partial"])) for r in ok if "partial" in r}
