@@ -42,6 +42,12 @@ def test_relative_dataset_trains_with_ray(ray_session, ds, tmp_path, monkeypatch
     assert m["status"] == "succeeded" and m["summary"]["iterations"] == 2
 
 
+def test_relative_dataset_ingests_with_ray(ray_session, ds, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ds)
+    assert main(["data", "ingest", "--dataset", "ds/coco", "--root", str(tmp_path / "runs"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["images_failed"] == 0
+
+
 def test_a_diverging_ray_run_reports_why(ray_session, ds, tmp_path, capsys):
     rc = main(["train", "--dataset", str(ds / "ds" / "coco"), "--root", str(tmp_path / "runs"), "train.max_iter=6",
                "train.optim.lr=1000", "train.optim.clip_grad_norm=null", "train.optim.warmup_iters=0",

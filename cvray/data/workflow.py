@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +55,9 @@ def run_ingest(run: Run, section: Any, inputs: IngestInputs, *, ray: bool = True
     the dataset comes from the inputs). Ray Data only: ``ray=False`` is refused."""
     if not ray:
         raise ValueError("ingest reads through Ray Data; there is no in-process path")
-    result = ingest_coco(run, coco_layout(inputs.dataset), storage.join(inputs.dataset, "images"))
+    # a local path is made absolute here, on the driver: Ray Data tasks run in other folders
+    dataset = inputs.dataset if storage.is_s3(inputs.dataset) else os.path.abspath(inputs.dataset)
+    result = ingest_coco(run, coco_layout(dataset), storage.join(dataset, "images"))
     run.summary.update(result)
     return result
 
