@@ -27,10 +27,15 @@ def synthesize(out: str, images: int, videos: int, seed: int, section: Any) -> d
 
     ``section`` is the ``synth`` config (image size, frames, objects per video). Data is generated
     locally (a temporary folder for ``s3://`` targets, then uploaded), so the files are the same
-    wherever they land.
+    wherever they land. An existing ``<out>/coco`` or ``<out>/mot`` is removed first (``replaced``).
     """
     from cvray.io import storage
 
+    # the generator owns <out>/coco and <out>/mot: a previous dataset there is replaced whole, so no
+    # stale image (or sequence) of a larger earlier run stays beside the new annotation files
+    replaced = [d for d in ("coco", "mot") if storage.exists(storage.join(out, d))]
+    for d in replaced:
+        storage.rm_tree(storage.join(out, d))
     with tempfile.TemporaryDirectory(prefix="cvray-synth-") as tmp:
         local = tmp if storage.is_s3(out) else storage.resolve(out)[1]
         coco = make_coco(local, images, seed, image_size=tuple(section.image_size))
@@ -47,6 +52,8 @@ def synthesize(out: str, images: int, videos: int, seed: int, section: Any) -> d
         "mot_root": storage.join(out, "mot") if videos else None,
         "seed": seed,
     }
+    if replaced:
+        result["replaced"] = [storage.join(out, d) for d in replaced]
     if files is not None:
         result["files_uploaded"] = files
     return result

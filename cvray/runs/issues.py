@@ -111,6 +111,11 @@ _R = [
     ("train.no_positives", "warning", "training steps whose batch held no ground-truth instance"),
     ("train.anchor_mismatch", "warning", "many training boxes overlap no anchor shape at the model's input scale"),
     ("train.zero_ap", "warning", "the final validation AP is exactly 0"),
+    # dataset tools (data split / convert)
+    ("split.no_groups", "warning", "no image has any group key: every image is its own group"),
+    ("split.empty", "warning", "a split with a positive fraction got no image (too few groups)"),
+    ("convert.unsupported", "warning", "a record the target format cannot hold (crowd region in YOLO, "
+     "annotation without a track in MOT), not written"),
     # tracking
     ("sequence.failed", "error", "a sequence could not be tracked (its error is the message)"),
     ("sequence.bad_seqinfo", "error", "seqinfo.ini frameRate not positive / seqLength negative / unparsable (sequence skipped)"),

@@ -41,20 +41,30 @@ def _num(v: float) -> str:
 
 
 # ----------------------------------------------------------------------------------- YOLO
-def coco_to_yolo(doc: dict, out_uri: str) -> dict[str, Any]:
+def coco_to_yolo(doc: dict, out_uri: str, *, images: str | None = None, split: str | None = None
+                 ) -> dict[str, Any]:
     """Write ``labels/<file stem path>.txt`` per image, ``data.yaml`` and a metadata file that
-    lets :func:`yolo_to_coco` restore image/category/annotation ids exactly."""
+    lets :func:`yolo_to_coco` restore image/category/annotation ids exactly.
+
+    ``labels`` counts the lines written. An annotation that cannot be a YOLO line (crowd region,
+    unknown image or category, a NaN/inf or non-positive box) is returned in ``skipped`` with the
+    reason. ``data.yaml`` names ``images`` (default ``images``) as ``train`` and ``val``: one COCO
+    file is one split (``split``), so both keys name its images, as YOLO trainers require both.
+    """
     cat_ids = sorted(c["id"] for c in doc["categories"])
     index = {cid: i for i, cid in enumerate(cat_ids)}
     names = {c["id"]: c["name"] for c in doc["categories"]}
+    image_ids = {img["id"] for img in doc["images"]}
     per_image = defaultdict(list)
     skipped = []
     for a in doc["annotations"]:
-        if a.get("iscrowd"):
-            skipped.append({"annotation_id": a["id"], "reason": "crowd region (YOLO has no iscrowd)"})
+        reason = _yolo_unfit(a, index, image_ids)
+        if reason:
+            skipped.append({"annotation_id": a.get("id"), "reason": reason})
             continue
         per_image[a["image_id"]].append(a)
     ann_ids = {}
+    n_lines = 0
     for img in doc["images"]:
         w, h = float(img["width"]), float(img["height"])
         lines = []
@@ -63,19 +73,38 @@ def coco_to_yolo(doc: dict, out_uri: str) -> dict[str, Any]:
             lines.append(f"{index[a['category_id']]} {(x + bw / 2) / w:.17g} {(y + bh / 2) / h:.17g} "
                          f"{bw / w:.17g} {bh / h:.17g}")
             ann_ids.setdefault(str(img["id"]), []).append(a["id"])
+        n_lines += len(lines)
         stem = posixpath.splitext(img["file_name"])[0]
         storage.write_bytes(storage.join(out_uri, "labels", stem + ".txt"),
                             ("\n".join(lines) + ("\n" if lines else "")).encode())
     yaml_names = "".join(f"  {i}: {json.dumps(names[cid])}\n" for i, cid in enumerate(cat_ids))
-    storage.write_bytes(storage.join(out_uri, "data.yaml"),
-                        f"path: .\nnc: {len(cat_ids)}\nnames:\n{yaml_names}".encode())
+    img_dir = json.dumps(images or "images")
+    storage.write_bytes(storage.join(out_uri, "data.yaml"), (
+        f"# converted from one COCO split ({split or 'unnamed'}): train and val both name its images\n"
+        f"path: .\ntrain: {img_dir}\nval: {img_dir}\nnc: {len(cat_ids)}\nnames:\n{yaml_names}").encode())
     meta = {"categories": [{"id": cid, "name": names[cid]} for cid in cat_ids],
             "images": [{k: img[k] for k in ("id", "file_name", "width", "height")}
                        for img in doc["images"]],
             "annotation_ids": ann_ids}
     storage.write_json(storage.join(out_uri, YOLO_META), meta)
-    return {"images": len(doc["images"]), "labels": sum(map(len, per_image.values())),
-            "skipped": skipped}
+    return {"images": len(doc["images"]), "labels": n_lines, "skipped": skipped}
+
+
+def _yolo_unfit(a: dict, index: dict, image_ids: set) -> str | None:
+    """Why annotation ``a`` cannot be a YOLO label line (None when it can)."""
+    if a.get("iscrowd"):
+        return "crowd region (YOLO has no iscrowd)"
+    if a.get("image_id") not in image_ids:
+        return f"image id {a.get('image_id')!r} not in the file"
+    if a.get("category_id") not in index:
+        return f"category id {a.get('category_id')!r} not in the file"
+    try:
+        x, y, bw, bh = (float(v) for v in a["bbox"])
+    except (KeyError, TypeError, ValueError):
+        return f"bbox {a.get('bbox')!r} is not 4 numbers"
+    if not all(np.isfinite([x, y, bw, bh])) or bw <= 0 or bh <= 0:
+        return f"bbox {a['bbox']!r} is not finite with positive size"
+    return None
 
 
 def _image_size(uri: str) -> tuple[int, int]:
@@ -175,6 +204,9 @@ def mot_to_coco(mot_root: str) -> dict:
     else:
         seq_uris = [storage.join(mot_root, d) for d in storage.list_dirs(mot_root)
                     if storage.exists(storage.join(mot_root, d, "seqinfo.ini"))]
+    if not seq_uris:
+        raise ValueError(f"{mot_root}: no MOTChallenge sequence (<seq>/seqinfo.ini) here, nor a YOLO "
+                         "folder (labels/, data.yaml)")
     videos, images, anns, classes = [], [], [], set()
     for vid, seq in enumerate(seq_uris, start=1):
         info = read_seqinfo(storage.join(seq, "seqinfo.ini"))

@@ -10,12 +10,14 @@ Ray mode) and ``baselines`` (bbox COCO stats of the sanity baselines).
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from cvray.io import storage
 from cvray.runs import Run
 from cvray.runs.errors import InputError
+from cvray.runs.issues import issue
 from cvray.validate.baselines import run_baselines
 from cvray.validate.config import ValidateConfig
 from cvray.validate.leakage import pairs_to_table
@@ -163,6 +165,79 @@ def run_card(run: Run, section: ValidateConfig, inputs: CardInputs, *, seed: int
             "overlays": overlays, "splits": {k: v["images"] for k, v in card["splits"].items()}}
 
 
+_DROP_BOX = ("box.non_finite", "box.non_positive", "schema.wrong_type")  # boxes no format can hold
+
+
+def screen_coco(doc: dict, file: str, section: ValidateConfig, stage: str) -> tuple[dict, list]:
+    """``doc`` with only the records the validation rules find sound, and the issue rows of the
+    ones left out (one per record, its first reason, ending "(<kind> skipped)").
+
+    Dropped: images / categories / annotations that fail the schema rules (missing or mistyped
+    keys, duplicate ids: the first occurrence stays, dangling image / category references) and
+    annotations whose box is NaN/inf or of non-positive size. Other findings (out of bounds,
+    tiny ...) stay in the data: ``cvray validate`` reports them.
+    """
+    from dataclasses import replace as _replace
+
+    from cvray.validate.annotations import validate_annotations
+    from cvray.validate.boxes import check_box
+
+    report = validate_annotations(doc, file, section)
+    idx = report.index
+    errors = [i for i in report.issues if i.severity == "error"]
+    rows = []
+
+    def drop(found, what: str) -> None:
+        rows.append(_replace(found, stage=stage, message=f"{found.message} ({what} skipped)"))
+
+    def first(pred, default_msg: str, **kw):
+        for i in errors:
+            if pred(i):
+                return i
+        return issue(stage, "schema.wrong_type", default_msg, file=file, **kw)
+
+    kept_images = {id(v) for v in idx.images.values()}
+    images = []
+    for k, img in enumerate(doc["images"]):
+        if id(img) in kept_images:
+            images.append(img)
+            continue
+        iid = img.get("id") if isinstance(img, dict) else None
+        drop(first(lambda i: i.image_id == iid and i.annotation_id is None and "image" in i.message,
+                   f"{file}: image #{k} is not a valid image record", image_id=iid), "image")
+    kept_cats = {id(v) for v in idx.categories.values()}
+    categories = [c for c in doc["categories"] if id(c) in kept_cats]
+    for k, c in enumerate(doc["categories"]):
+        if id(c) not in kept_cats:
+            drop(first(lambda i: "category" in i.message and i.annotation_id is None and i.image_id is None,
+                       f"{file}: category #{k} is not a valid category record"), "category")
+    sound = {id(a) for a in idx.annotations}
+    annotations, seen = [], set()
+    for k, ann in enumerate(doc["annotations"]):
+        aid = ann.get("id") if isinstance(ann, dict) else None
+        if id(ann) not in sound:
+            dup = aid in seen
+            drop(first(lambda i: i.annotation_id == aid and (i.rule == "schema.duplicate_id") == dup,
+                       f"{file}: annotation #{k} is not a valid annotation record", annotation_id=aid),
+                 "annotation")
+            continue
+        seen.add(aid)
+        bad = [i for i in check_box(ann, idx.images[ann["image_id"]], file, section) if i.rule in _DROP_BOX]
+        if bad:
+            drop(bad[0], "annotation")
+            continue
+        annotations.append(ann)
+    clean = {**doc, "images": images, "annotations": annotations, "categories": categories}
+    return clean, rows
+
+
+def _skip_summary(rows: list) -> dict[str, Any]:
+    """``skipped`` (records by kind) and ``skipped_reasons`` (records by rule) of skip rows."""
+    kinds = Counter(r.message.rsplit("(", 1)[-1].split()[0] + "s" for r in rows)
+    return {"skipped": {k: kinds.get(k, 0) for k in ("images", "annotations", "categories")},
+            "skipped_reasons": dict(sorted(Counter(r.rule for r in rows).items()))}
+
+
 @dataclass(frozen=True)
 class SplitInputs:
     annotations: tuple[str, ...]
@@ -187,21 +262,48 @@ def parse_fractions(text: str) -> tuple[tuple[str, float], ...]:
 
 
 def run_split(run: Run, section: ValidateConfig, inputs: SplitInputs) -> dict[str, Any]:
-    """Re-split so that whole groups go to one split (leak-free by construction, checked)."""
+    """Re-split so that whole groups go to one split (leak-free by construction, checked).
+
+    The validation rules run first: records they find unusable are left out, each an issue row,
+    counted by reason in the summary (``skipped``, ``skipped_reasons``). A ``--group-key`` that
+    no image carries is an :class:`InputError`; when no image has any default group key (every
+    image its own group) or a split ends up empty, a warning row says so.
+    """
     import json
 
     from cvray.validate.leakage import group_leaks
-    from cvray.validate.split import resplit_coco
+    from cvray.validate.split import image_group, resplit_coco
 
-    docs = load_annotation_docs(list(inputs.annotations))
+    files = list(inputs.annotations)
+    docs = load_annotation_docs(files)
+    uris = annotation_splits(files)
     keys = tuple(inputs.group_keys or section.group_keys)
+    stage = "data split"
+    clean, rows = [], []
+    for split, doc in docs.items():
+        d, r = screen_coco(doc, uris[split], section, stage)
+        clean.append(d)
+        rows += r
+    images = [img for d in clean for img in d["images"]]
+    grouped = sum(1 for img in images if any(img.get(k) is not None for k in keys))
+    if images and not grouped:
+        if inputs.group_keys:
+            raise InputError(f"--group-key {', '.join(keys)}: no image record has "
+                             f"{'this field' if len(keys) == 1 else 'any of these fields'}")
+        rows.append(issue(stage, "split.no_groups", f"no image has any of the group keys "
+                          f"{', '.join(keys)}: every image is its own group (no leak-free grouping)"))
     try:
-        out = resplit_coco(list(docs.values()), dict(inputs.fractions), seed=inputs.seed, group_keys=keys)
+        out = resplit_coco(clean, dict(inputs.fractions), seed=inputs.seed, group_keys=keys)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
     leaks = group_leaks(((s, img) for s, d in out.items() for img in d["images"]), keys)
     if leaks:  # cannot happen by construction; refuse to write leaky splits if it ever does
         raise RuntimeError(f"split by group produced group leakage: {leaks[0].message}")
+    fractions = dict(inputs.fractions)
+    n_groups = len({image_group(img, keys) for img in images})
+    empty = [s for s, d in out.items() if not d["images"] and fractions.get(s, 0) > 0]
+    rows += [issue(stage, "split.empty", f"split {s!r} (fraction {fractions[s]:g}) got no image: "
+                   f"{n_groups} group(s) cannot fill {len(fractions)} splits") for s in empty]
     written = {}
     for split, doc in out.items():
         uri = storage.join(inputs.out, f"instances_{split}.json")
@@ -210,8 +312,16 @@ def run_split(run: Run, section: ValidateConfig, inputs: SplitInputs) -> dict[st
     total = sum(len(d["images"]) for d in out.values())
     stats = {s: {"images": len(d["images"]), "annotations": len(d["annotations"]),
                  "fraction": round(len(d["images"]) / max(total, 1), 4)} for s, d in out.items()}
-    run.summary.update({"splits": stats, "group_keys": list(keys)})
-    return {"files": written, "splits": stats, "group_keys": list(keys), "seed": inputs.seed}
+    skips = _skip_summary([r for r in rows if r.rule.split(".")[0] != "split"])
+    result = {"files": written, "splits": stats, "group_keys": list(keys), "seed": inputs.seed, **skips}
+    if empty:
+        result["empty_splits"] = empty
+    warnings = sum(1 for r in rows if r.severity == "warning")
+    if warnings:
+        result["warnings"] = warnings
+    run.add_issues(rows)
+    run.summary.update({"splits": stats, "group_keys": list(keys), **skips})
+    return result
 
 
 @dataclass(frozen=True)
@@ -223,31 +333,41 @@ class ConvertInputs:
 
 
 def run_convert(run: Run, section: ValidateConfig, inputs: ConvertInputs) -> dict[str, Any]:
-    """COCO <-> YOLO txt, COCO video <-> MOT txt; the skipped records are counted with reasons."""
+    """COCO <-> YOLO txt, COCO video <-> MOT txt. The validation rules run first (on the COCO
+    side): unusable records are left out, and every record not written -- those, and what the
+    target format cannot hold -- is an issue row, counted by reason (``skipped_reasons``)."""
     import json
 
     from cvray.data.coco import DatasetError, load_coco
     from cvray.validate import convert
+    from cvray.validate.reference import split_name
 
     src = inputs.input
+    stage = "data convert"
     if not storage.exists(src):
         raise InputError(f"{src}: no such file or folder")
     try:
-        if inputs.to == "yolo":
-            result = convert.coco_to_yolo(load_coco(src), inputs.out)
-        elif inputs.to == "mot":
-            result = convert.coco_to_mot(load_coco(src), inputs.out)
+        if inputs.to in ("yolo", "mot"):
+            doc, rows = screen_coco(load_coco(src), src, section, stage)
+            if inputs.to == "yolo":
+                result = convert.coco_to_yolo(doc, inputs.out, images=inputs.images, split=split_name(src))
+            else:
+                result = convert.coco_to_mot(doc, inputs.out)
         else:  # to coco: from a YOLO folder or a MOT root / sequence
             if storage.exists(storage.join(src, "labels")) or storage.exists(storage.join(src, "data.yaml")):
                 doc = convert.yolo_to_coco(src, inputs.images)
             else:
                 doc = convert.mot_to_coco(src)
+            doc, rows = screen_coco(doc, src, section, stage)
             storage.write_bytes(inputs.out, json.dumps(doc).encode())
             result = {"images": len(doc["images"]), "annotations": len(doc["annotations"]),
                       "videos": len(doc.get("videos", []))}
     except (DatasetError, ValueError, FileNotFoundError) as exc:
         raise InputError(str(exc)) from exc
-    skipped = result.pop("skipped", [])
-    run.summary.update(result)
-    return {**result, "skipped": len(skipped), "skipped_reasons": sorted({s["reason"] for s in skipped}),
-            "to": inputs.to, "out": inputs.out}
+    for s in result.pop("skipped", []):  # what the target format cannot hold
+        rows.append(issue(stage, "convert.unsupported", f"{src}: annotation {s.get('annotation_id')}: "
+                          f"{s['reason']} (annotation skipped)", file=src, annotation_id=s.get("annotation_id")))
+    skips = _skip_summary(rows)
+    run.add_issues(rows)
+    run.summary.update({**result, **skips})
+    return {**result, **skips, "to": inputs.to, "out": inputs.out}
