@@ -17,15 +17,18 @@ from cvray.train.workflow import TrainInputs, run_train
 TRAIN_TABLES = ("train_curves", "eval_metrics", "per_class_ap", "per_class_iou", "worker_seeds")
 
 
-def test_train_tables_are_catalogued_with_version_1():
+VERSIONS = {"train_curves": "2"}  # v2: the step guard's "skipped" column
+
+
+def test_train_tables_are_catalogued_with_their_versions():
     for name in TRAIN_TABLES:
         assert RUN_TABLES[name].startswith("cvray.train.outputs:"), name
-        assert table_identity(declared_schema(name)) == (name, "1")
+        assert table_identity(declared_schema(name)) == (name, VERSIONS.get(name, "1"))
 
 
 def test_wide_schemas_add_their_columns_by_rule():
     s = train_curves_schema(["loss_classifier", "loss_mask"])
-    assert table_identity(s) == ("train_curves", "1")
+    assert table_identity(s) == ("train_curves", "2")
     assert s.names == ["iteration", "loss", "loss_classifier", "loss_mask", *CURVE_COLUMNS[1:]]
     assert all(s.field(n).type == pa.float64() for n in s.names[1:])
     assert train_curves_schema().names == TRAIN_CURVES_SCHEMA.names
@@ -45,7 +48,9 @@ def test_tables_keep_the_rows_readers_see():
     rows = [{"iteration": 1, "loss": 2.0, "classification": 1.5, "bbox_regression": 0.5, "lr": 0.1,
              "grad_norm": 3.0, "images": 2, "positives": 3, "data_time": 0.01, "time": 0.2, "images_per_s": 10.0}]
     t = curves_table(rows)
-    assert t.to_pylist() == [{k: float(v) if k != "iteration" else v for k, v in rows[0].items()}]
+    # a row from before the step guard (a resumed v1 run) has no "skipped": null there
+    assert t.to_pylist() == [{**{k: float(v) if k != "iteration" else v for k, v in rows[0].items()},
+                              "skipped": None}]
     assert t.schema.field("iteration").type == pa.int64()
     h = eval_table([{"iteration": 2, "bbox_AP": 0.0, "eval_time": 1.0},
                     {"iteration": 4, "bbox_AP": 0.2, "bbox_AR1": 0.3, "eval_time": 1.0}]).to_pylist()
@@ -63,12 +68,13 @@ def test_a_plain_run_writes_declared_train_tables(tmp_path):
         "train.model.max_size=64", "train.model.fpn_channels=32", "train.model.box_head_dim=64",
         "train.model.mask_head_dim=16", "train.model.mask_head_layers=1", "train.model.anchor_sizes=[16,32,64]",
         "train.batch_size=2", "train.max_iter=2", "train.eval_period=1", "train.checkpoint_period=2",
-        "train.tensorboard=false", "train.max_val_images=2", "train.torch_threads=1"])
+        "train.tensorboard=false", "train.max_val_images=2", "train.torch_threads=1",
+        "train.val_split=train"])  # 8 images leave val empty: evaluate on train
     with start_run("train", config=cfg, root=str(tmp_path / "runs"), seed=0) as run:
         run_train(run, cfg.train, TrainInputs(info["root"]), ray=False)
     for name in ("train_curves", "eval_metrics", "per_class_ap"):
         table = run.read_table(name)
-        assert table_identity(table.schema) == (name, "1"), name
+        assert table_identity(table.schema) == (name, VERSIONS.get(name, "1")), name
         assert set(declared_schema(name).names) <= set(table.schema.names), name
     curves = run.read_table("train_curves")
     parts = [n for n in curves.schema.names if n not in TRAIN_CURVES_SCHEMA.names]

@@ -54,6 +54,8 @@ class OptimConfig(CvrayModel):
     warmup_iters: int = Field(0, ge=0)
     warmup_factor: float = Field(0.001, gt=0, le=1, description="lr fraction at iteration 0")
     clip_grad_norm: float | None = Field(None, gt=0, description="max global grad norm (None = off)")
+    max_skipped_steps: int = Field(3, ge=0, description="consecutive non-finite (loss or grad norm) steps "
+                                   "skipped before the run stops; 0 = stop at the first")
 
 
 class LossConfig(CvrayModel):

@@ -7,10 +7,15 @@ DDP-wrapped and the batches come from the worker's Ray Data shard.
 
 One *iteration* is one optimizer step over ``grad_accum_steps`` micro-batches.
 
-A non-finite loss never reaches the weights: the step is checked before ``optimizer.step()``,
-the check is agreed by every worker (all-reduce, so DDP workers stop together instead of
-hanging), and :class:`NonFiniteLossError` ends the loop with a message naming the iteration,
-the loss parts and the last good checkpoint. Nothing here calls ``sys.exit``.
+The step guard: a step whose loss or global gradient norm is non-finite never reaches the
+weights. It is checked before ``optimizer.step()`` (the loss check agreed by every worker with an
+all-reduce, so DDP workers take the same branch instead of hanging; the gradient norm is computed
+from the all-reduced gradients, so it is the same on every worker), and the step is *skipped*:
+no optimizer step, no scheduler step, gradients zeroed, ``skipped=1`` in the curves table. After
+``max_skipped_steps`` consecutive skips (``train.optim.max_skipped_steps``; 0 = stop at the
+first) :class:`NonFiniteLossError` ends the loop with a message naming the first bad iteration,
+the loss parts and the last good checkpoint; no checkpoint is written during a run of skips.
+Nothing here calls ``sys.exit``.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ class StepOptions:
     clip_grad_norm: float | None = None
     amp: bool = False
     device: torch.device = torch.device("cpu")
+    max_skipped_steps: int = 3
 
 
 @dataclass
@@ -60,6 +66,9 @@ class TrainState:
     last_checkpoint: str | None = None
     last_checkpoint_iter: int | None = None
     augment: Any = None  # the worker's Compose (its RNG goes into checkpoints)
+    skip_streak: int = 0             # consecutive skipped (non-finite) steps, ending now
+    skipped_steps: int = 0           # all skipped steps of the run
+    first_bad: str | None = None     # what the first step of the current streak saw
 
     @property
     def is_main(self) -> bool:
@@ -119,25 +128,43 @@ def run_step(state: TrainState, micro_batches: list[list[Sample]], opts: StepOpt
         flag = torch.tensor([0.0 if finite else 1.0], device=opts.device)
         dist.all_reduce(flag)
         finite = flag.item() == 0
+    parts = ", ".join(f"{k}={v:.4g}" for k, v in sums.items())
+    lr = opt.param_groups[0]["lr"]
+    base = {"loss": sum(sums.values()), **sums, "lr": lr, "images": n_img, "positives": n_pos}
     if not finite:
-        opt.zero_grad(set_to_none=True)
-        parts = ", ".join(f"{k}={v:.4g}" for k, v in sums.items())
-        raise NonFiniteLossError(f"non-finite loss at iteration {state.iteration + 1} ({parts})")
+        return _skip(state, opts, f"non-finite loss at iteration {state.iteration + 1} ({parts})",
+                     {**base, "grad_norm": float("nan")})
     # 3.
     if state.scaler is not None:
         state.scaler.unscale_(opt)
     params = [p for g in opt.param_groups for p in g["params"] if p.grad is not None]
     max_norm = opts.clip_grad_norm if opts.clip_grad_norm is not None else math.inf
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm)) if params else 0.0
-    lr = opt.param_groups[0]["lr"]
+    if not math.isfinite(grad_norm) and state.scaler is None:
+        # (under AMP an overflow is the GradScaler's business: it skips the step and lowers its
+        # scale; here a finite loss with an inf/NaN gradient would write non-finite weights)
+        return _skip(state, opts, f"non-finite gradient norm at iteration {state.iteration + 1} "
+                                  f"(loss finite: {parts})", {**base, "grad_norm": grad_norm})
     if state.scaler is not None:
         state.scaler.step(opt)
         state.scaler.update()
     else:
         opt.step()
     opt.zero_grad(set_to_none=True)
-    return {"loss": sum(sums.values()), **sums, "lr": lr, "grad_norm": grad_norm,
-            "images": n_img, "positives": n_pos}
+    state.skip_streak, state.first_bad = 0, None
+    return {**base, "grad_norm": grad_norm, "skipped": 0.0}
+
+
+def _skip(state: TrainState, opts: StepOptions, why: str, logs: dict[str, float]) -> dict[str, float]:
+    """Refuse the step (weights, optimizer and schedule untouched); stop after too many in a row."""
+    state.optimizer.zero_grad(set_to_none=True)
+    state.skip_streak += 1
+    state.skipped_steps += 1
+    state.first_bad = state.first_bad or why
+    log.warning("step skipped: %s (%d in a row, limit %d)", why, state.skip_streak, opts.max_skipped_steps)
+    if state.skip_streak > opts.max_skipped_steps or opts.max_skipped_steps == 0:
+        raise NonFiniteLossError(f"{state.first_bad}; {state.skip_streak} consecutive step(s) skipped")
+    return {**logs, "skipped": 1.0}
 
 
 def _next_micro_batches(batches: Iterator[list[Sample]], n: int) -> list[list[Sample]] | None:

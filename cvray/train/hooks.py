@@ -45,7 +45,8 @@ class LRSchedulerHook(Hook):
     """Advance the per-iteration schedule after each optimizer step."""
 
     def after_step(self, state, logs):
-        state.scheduler.step()
+        if not logs.get("skipped"):  # a skipped (non-finite) step leaves the schedule where it was
+            state.scheduler.step()
 
 
 class TimingHook(Hook):
@@ -185,6 +186,13 @@ class CheckpointHook(Hook):
 
     def save(self, state, name: str) -> None:
         ckpt = self.state_dict(state)  # collective: every worker takes part
+        bad = [k for k, v in ckpt["model"].items() if torch.is_tensor(v) and v.is_floating_point()
+               and not bool(torch.isfinite(v).all())]
+        if bad:  # the last line of defence: a non-finite weight never reaches a checkpoint
+            from cvray.train.engine import NonFiniteLossError
+
+            raise NonFiniteLossError(f"{len(bad)} weight tensor(s) are non-finite ({bad[:3]}); "
+                                     f"{name}.pt not written")
         if state.is_main:
             self.write_times.append(self.store.save(name, ckpt))
         if name == "latest":
@@ -199,13 +207,15 @@ class CheckpointHook(Hook):
             self.save(state, "best")
 
     def after_step(self, state, logs):
+        if state.skip_streak:  # during a run of skipped steps no checkpoint replaces the last good one
+            return
         self._save_best(state)
         if state.iteration % self.period == 0 and state.iteration < state.max_iter:
             self.save(state, "latest")
 
     def after_train(self, state):
-        # after a non-finite loss the last good checkpoint stays as it is
-        if state.stop_reason is None:
+        # after a non-finite loss (or during a run of skipped steps) the last good checkpoint stays
+        if state.stop_reason is None and not state.skip_streak:
             self._save_best(state)
             if self._last != state.iteration:
                 self.save(state, "latest")

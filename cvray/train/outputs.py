@@ -38,8 +38,11 @@ log = logging.getLogger(__name__)
 _ITERATION = pa.field("iteration", pa.int64(), nullable=False)
 
 # -- train_curves: the columns every run has; the loss parts follow the model ---------------------------
-CURVE_COLUMNS = ("loss", "lr", "grad_norm", "images", "positives", "data_time", "time", "images_per_s")
-TRAIN_CURVES_SCHEMA = declare("train_curves", [_ITERATION, *(pa.field(c, pa.float64()) for c in CURVE_COLUMNS)])
+CURVE_COLUMNS = ("loss", "lr", "grad_norm", "images", "positives", "data_time", "time", "images_per_s",
+                 "skipped")
+# v2: "skipped" (1.0: the step guard refused a non-finite step; weights and schedule untouched)
+TRAIN_CURVES_SCHEMA = declare("train_curves", [_ITERATION, *(pa.field(c, pa.float64()) for c in CURVE_COLUMNS)],
+                              version=2)
 
 
 def train_curves_schema(loss_parts: Iterable[str] = ()) -> pa.Schema:
@@ -56,7 +59,7 @@ def train_curves_schema(loss_parts: Iterable[str] = ()) -> pa.Schema:
     if bad:
         raise ValueError(f"train_curves: loss parts may not be named like a fixed column: {bad}")
     base = list(TRAIN_CURVES_SCHEMA)
-    return declare("train_curves", [*base[:2], *(pa.field(p, pa.float64()) for p in parts), *base[2:]])
+    return declare("train_curves", [*base[:2], *(pa.field(p, pa.float64()) for p in parts), *base[2:]], version=2)
 
 
 # -- eval_metrics: iteration + the evaluation's metrics + its time ----------------------------------------

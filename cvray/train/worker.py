@@ -157,7 +157,8 @@ def build_state(job: TrainJob, env: WorkerEnv) -> WorkerState:
     state = TrainState(model, optimizer, scheduler, cfg.max_iter, scaler=scaler, rank=env.rank,
                        world_size=env.world_size, augment=augment)
     store = CheckpointStore.for_run(job.run.uri) if job.run is not None else None
-    opts = StepOptions(cfg.grad_accum_steps, cfg.optim.clip_grad_norm, use_amp, env.device)
+    opts = StepOptions(cfg.grad_accum_steps, cfg.optim.clip_grad_norm, use_amp, env.device,
+                       max_skipped_steps=cfg.optim.max_skipped_steps)
     return WorkerState(state, seed, augment, opts, store)
 
 
