@@ -155,14 +155,54 @@ def check_storage(root: str) -> list[Check]:
         return [Check("storage", "fail", str(exc))]
 
 
+D2_INSTALL = "https://detectron2.readthedocs.io/en/latest/tutorials/install.html; docs/detectron2.md"
+
+
 def check_detectron2() -> list[Check]:
+    """Is the Detectron2 backend *usable*, not just importable: its config system, a model-zoo
+    config, and a tiny Mask R-CNN built through cvray's backend and run on one image. Each
+    failure names its fix. (Optional backend: never a required check.)"""
+    if importlib.util.find_spec("detectron2") is None:
+        return [Check("detectron2", "skip", f"not installed (optional backend; see {D2_INSTALL})", required=False)]
+    out: list[Check] = []
     try:
         d2 = importlib.import_module("detectron2")
-        return [Check("detectron2", "ok", getattr(d2, "__version__", "?"), required=False)]
-    except ImportError:
-        return [Check("detectron2", "skip", "not installed (optional backend; see "
-                                            "https://detectron2.readthedocs.io/en/latest/tutorials/install.html)",
-                      required=False)]
+        from detectron2.config import get_cfg
+
+        get_cfg()
+        out.append(Check("detectron2 import + config", "ok", getattr(d2, "__version__", "?"), required=False))
+    except Exception as exc:  # a build against another torch fails here (undefined symbol ...)
+        return [Check("detectron2 import + config", "fail", f"{type(exc).__name__}: {exc} -- rebuild it "
+                      f"against this torch ({D2_INSTALL})", required=False)]
+    try:
+        importlib.import_module("detectron2.model_zoo")
+    except ModuleNotFoundError as exc:
+        if exc.name == "pkg_resources":
+            out.append(Check("detectron2.model_zoo", "warn",
+                             "imports pkg_resources, which setuptools >= 81 removed; cvray resolves "
+                             "model-zoo configs without it, but Detectron2's own tools need "
+                             "`pip install 'setuptools<81'`", required=False))
+        else:
+            out.append(Check("detectron2.model_zoo", "warn", f"{type(exc).__name__}: {exc}", required=False))
+    try:
+        import torch
+
+        from cvray.models import ModelConfig, build_model
+
+        cfg = ModelConfig(backend="detectron2", arch="maskrcnn",
+                          d2_config="COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+                          d2_opts=("MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
+                                   "MODEL.DEVICE", "cpu"), num_classes=2, min_size=64, max_size=64)
+        t = time.time()
+        model = build_model(cfg).eval()
+        with torch.no_grad():
+            (pred,) = model([torch.rand(3, 64, 64)])
+        out.append(Check("detectron2 tiny Mask R-CNN", "ok",
+                         f"built and ran on one image in {time.time() - t:.1f} s ({len(pred['boxes'])} boxes)",
+                         required=False))
+    except Exception as exc:
+        out.append(Check("detectron2 tiny Mask R-CNN", "fail", f"{type(exc).__name__}: {exc}", required=False))
+    return out
 
 
 def run_checks(root: str, ray_cfg=None, address: str | None = None,

@@ -70,7 +70,7 @@ class ModelConfig(CvrayModel):
     # Detectron2: a model-zoo name ("COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml") or a
     # path to a Detectron2 YAML, plus ``KEY VALUE`` style overrides.
     d2_config: str | None = None
-    d2_opts: tuple[str, ...] = ()
+    d2_opts: tuple[str | int | float | bool | None | list, ...] = ()  # KEY, VALUE, ...: any YAML scalar
 
     @property
     def task(self) -> Literal["detection", "instance", "semantic"]:

@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = (
     "model.backend=detectron2 needs Detectron2, which is not installed (it is not on PyPI). "
     "Install it from source following https://detectron2.readthedocs.io/en/latest/tutorials/install.html "
-    "(e.g. `pip install 'git+https://github.com/facebookresearch/detectron2.git'` with a "
-    "matching torch), or use model.backend=torchvision."
+    "(from its source with the torch already installed: `pip install --no-build-isolation "
+    "'git+https://github.com/facebookresearch/detectron2.git'` -- without --no-build-isolation "
+    "its setup.py cannot import torch; see docs/detectron2.md), or use model.backend=torchvision."
 )
 
 
@@ -48,22 +49,49 @@ def _require():
     return detectron2
 
 
+def model_zoo_config(name: str) -> str:
+    """The file of a Detectron2 model-zoo config (``COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml``).
+
+    Found in the installed package (``detectron2/model_zoo/configs``) without importing
+    ``detectron2.model_zoo``: that module imports ``pkg_resources``, which setuptools >= 81 no
+    longer ships, so importing it breaks every model-zoo config on a current Python setup.
+    """
+    spec = importlib.util.find_spec("detectron2")
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    for root in roots:
+        for base in (os.path.join(root, "model_zoo", "configs"), os.path.join(os.path.dirname(root), "configs")):
+            path = os.path.join(base, name)
+            if os.path.isfile(path):
+                return path
+    raise FileNotFoundError(f"model.d2_config={name}: neither a file nor a Detectron2 model-zoo config "
+                            f"(looked under {', '.join(roots) or 'no detectron2 package'})")
+
+
+def d2_opts_list(opts) -> list[str]:
+    """``model.d2_opts`` as ``merge_from_list`` expects it: KEY, VALUE, ... all strings (a YAML
+    number or bool becomes its literal, which Detectron2's yacs parses back with literal_eval)."""
+    out = []
+    for v in opts:
+        if isinstance(v, bool):
+            out.append("True" if v else "False")
+        elif v is None:
+            out.append("None")
+        else:
+            out.append(str(v) if not isinstance(v, (list, tuple)) else repr(list(v)))
+    if len(out) % 2:
+        raise ValueError(f"model.d2_opts needs KEY, VALUE pairs; got {len(out)} items: {out}")
+    return out
+
+
 def d2_config(cfg: ModelConfig):
     """Detectron2 ``CfgNode`` for ``cfg`` (model zoo name or YAML path, then overrides)."""
     _require()
-    from detectron2 import model_zoo
     from detectron2.config import get_cfg
 
     d2 = get_cfg()
-    path = cfg.d2_config
-    if not os.path.exists(path):
-        try:
-            path = model_zoo.get_config_file(path)
-        except RuntimeError as exc:
-            raise FileNotFoundError(f"model.d2_config={cfg.d2_config}: neither a file nor a "
-                                    f"Detectron2 model-zoo config ({exc})") from exc
+    path = cfg.d2_config if os.path.exists(cfg.d2_config) else model_zoo_config(cfg.d2_config)
     d2.merge_from_file(path)
-    d2.merge_from_list(list(cfg.d2_opts))
+    d2.merge_from_list(d2_opts_list(cfg.d2_opts))
     d2.MODEL.ROI_HEADS.NUM_CLASSES = cfg.num_classes
     d2.MODEL.RETINANET.NUM_CLASSES = cfg.num_classes
     d2.MODEL.SEM_SEG_HEAD.NUM_CLASSES = cfg.num_classes + 1
@@ -164,7 +192,9 @@ class Detectron2Backend:
         d2cfg = d2_config(cfg)
         model = Detectron2Model(d2_build(d2cfg), d2cfg, cfg)
         if cfg.weights is not None:
-            load_into(model.model, cfg.weights, strict=cfg.strict_weights)
+            # cvray's own Detectron2 checkpoints hold the wrapper's weights ("model." + name);
+            # Detectron2's model_final.pth / model-zoo .pkl hold the inner model's
+            load_into(model.model, cfg.weights, strict=cfg.strict_weights, strip_prefixes=("model.",))
         return model
 
 
