@@ -170,9 +170,9 @@ def check_detectron2() -> list[Check]:
         from detectron2.config import get_cfg
 
         get_cfg()
-        out.append(Check("detectron2 import + config", "ok", getattr(d2, "__version__", "?"), required=False))
+        out.append(Check("detectron2", "ok", getattr(d2, "__version__", "?"), required=False))
     except Exception as exc:  # a build against another torch fails here (undefined symbol ...)
-        return [Check("detectron2 import + config", "fail", f"{type(exc).__name__}: {exc} -- rebuild it "
+        return [Check("detectron2", "fail", f"{type(exc).__name__}: {exc} -- rebuild it "
                       f"against this torch ({D2_INSTALL})", required=False)]
     try:
         importlib.import_module("detectron2.model_zoo")
