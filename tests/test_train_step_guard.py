@@ -5,6 +5,7 @@ loss 2.2e36 with grad norm inf -- is skipped: weights, optimizer and LR schedule
 ever reaches a checkpoint."""
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -17,6 +18,13 @@ from cvray.train.engine import NonFiniteLossError
 from cvray.train.hooks import Hook
 from cvray.train.workflow import TrainInputs, run_train
 from test_train_engine import TINY, tiny_coco  # noqa: F401  (the fixture)
+
+D2 = ["train.model.backend=detectron2", "train.model.d2_config=COCO-InstanceSegmentation/mask_rcnn_R_50_FPN_1x.yaml",
+      "train.model.d2_opts=[MODEL.RESNETS.DEPTH,18,MODEL.RESNETS.RES2_OUT_CHANNELS,64,MODEL.RESNETS.NORM,GN,"
+      "MODEL.FPN.NORM,GN]", "train.model.min_size=64", "train.model.max_size=64", "train.batch_size=2",
+      "train.eval_period=0", "train.tensorboard=false", "train.optim.optimizer=adamw", "train.optim.lr=0.0005",
+      "train.optim.schedule=cosine"]
+BACKENDS = {"torchvision": TINY, "detectron2": D2}
 
 
 class InfGradAt(Hook):
@@ -43,8 +51,10 @@ def _finite(ckpt) -> bool:
                if torch.is_tensor(v) and v.is_floating_point())
 
 
-def test_an_inf_gradient_is_skipped_and_never_reaches_the_weights(tmp_path, tiny_coco):  # noqa: F811
-    cfg = load_config(None, TINY + ["train.max_iter=6", "train.checkpoint_period=1"])
+@pytest.mark.parametrize("backend", ["torchvision", pytest.param("detectron2", marks=pytest.mark.skipif(
+    importlib.util.find_spec("detectron2") is None, reason="Detectron2 is not installed (docs/detectron2.md)"))])
+def test_an_inf_gradient_is_skipped_and_never_reaches_the_weights(backend, tmp_path, tiny_coco):  # noqa: F811
+    cfg = load_config(None, BACKENDS[backend] + ["train.max_iter=6", "train.checkpoint_period=1"])
     with start_run("train", config=cfg, root=str(tmp_path), seed=0) as run:
         out = run_train(run, cfg.train, TrainInputs(tiny_coco), ray=False, extra_hooks=[InfGradAt({3})])
     curves = {r["iteration"]: r for r in run.read_table("train_curves").to_pylist()}
