@@ -38,6 +38,11 @@ def _base(uri: str) -> str:
     return posixpath.basename(uri.rstrip("/"))
 
 
+def _listed_root(uri: str) -> str:
+    """``uri`` in the form :func:`storage.list_files` returns its files in (absolute when local)."""
+    return ("s3://" if storage.is_s3(uri) else "") + storage.resolve(uri)[1].rstrip("/")
+
+
 def count_video_frames(uri: str) -> tuple[int, float]:
     """(frames, fps) of a video, counted by decoding (container counts can lie)."""
     import cv2
@@ -84,7 +89,8 @@ def list_units(uri: str, *, images_root: str | None = None, video_stride: int = 
     videos = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS)]
     if not images and not videos:
         raise InputError(f"{uri}: no images ({', '.join(IMAGE_EXTENSIONS)}) or videos found")
-    prefix = uri.rstrip("/") + "/"
+    # list_files returns resolved URIs (absolute local paths): names are relative to the same form
+    prefix = _listed_root(uri) + "/"
     units = [{"kind": "image", "uri": f, "file_name": f[len(prefix):] if f.startswith(prefix) else _base(f),
               "image_id": i + 1, "error": ""} for i, f in enumerate(images)]
     return units + _video_units(videos, video_stride, segment_frames, first_index=1)
