@@ -67,6 +67,10 @@ def cmd_card(args: argparse.Namespace) -> int:
     files = _files_and_overrides(args)
     cfg = load_cli_config(args)
     load_annotation_docs(files)  # InputError: one line, exit 2, before a run exists
+    from cvray.io import storage
+
+    if not storage.list_files(args.images):  # as validate: no grey placeholders for a typo
+        raise CliError(f"{args.images}: no such images folder, or it is empty")
     inputs = CardInputs(annotations=tuple(files), images=args.images, out=args.out, name=args.name,
                         sources=tuple(args.source), split_strategy=args.split_strategy,
                         artifacts=tuple(args.artifact), validate=not args.no_validate)
