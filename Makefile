@@ -22,8 +22,11 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Every benchmark with the project's interpreter. bench_track.py and bench_track_real.py compare
+# against Roboflow `trackers` (the `.[bench]` extra, installed here); the others need nothing more.
 bench: install
-	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) cvray-runs .pytest_cache

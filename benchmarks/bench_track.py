@@ -1,6 +1,6 @@
 """Tracking-only speed and accuracy: cvray's tracker vs Roboflow ``trackers`` (ByteTrack, OC-SORT).
 
-    /work/venv/bin/python benchmarks/bench_track.py [--frames 200] [--write docs/benchmarks.md]
+    .venv/bin/python benchmarks/bench_track.py [--frames 200] [--write docs/benchmarks.md]
 
 Every tracker gets the same detections (inputs built before timing starts) and is timed on its
 ``update`` calls only. Scenes are synthetic: N objects per frame (10 / 50 / 200) moving with

@@ -1,6 +1,6 @@
 """Training step time: Ray Train vs a plain single-process torch loop (same model, same batch).
 
-Run by hand: ``/work/venv/bin/python benchmarks/bench_train.py --steps 30``.
+Run by hand: ``.venv/bin/python benchmarks/bench_train.py --steps 30``.
 Writes its section of docs/benchmarks.md (``## Training``), replacing an older one.
 
 Side by side in one run, every contender with 1 torch thread per process, the demo's CPU-sized

@@ -1,6 +1,6 @@
 """Validation + hashing throughput (images/s) vs a plain single-process loop over the same images.
 
-Run by hand: ``/work/venv/bin/python benchmarks/bench_validate.py --images 2000 --size 256``.
+Run by hand: ``.venv/bin/python benchmarks/bench_validate.py --images 2000 --size 256``.
 Writes its section of docs/benchmarks.md (``## Dataset validation``), replacing an older one.
 
 Measured side by side in one run, on the same JPEG files:

@@ -4,8 +4,8 @@ Every stage owns one section model (``TrackConfig`` in ``cvray/track/config.py``
 :class:`ExperimentConfig` composes them. Unknown keys and wrong types are errors that name the
 key and the expected type, e.g.::
 
-    >>> load_config(None, ["train.lr=abc"])          # doctest: +SKIP
-    ConfigError: train.lr: expected float, got 'abc'
+    >>> load_config(None, ["train.optim.lr=abc"])    # doctest: +SKIP
+    ConfigError: train.optim.lr: expected float, got 'abc'
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     out = _deep_copy(raw)
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r}: expected key=value (e.g. train.lr=0.01)")
+            raise ConfigError(f"override {item!r}: expected key=value (e.g. train.optim.lr=0.01)")
         key, value = item.split("=", 1)
         key = key.strip()
         if not key or any(not p for p in key.split(".")):

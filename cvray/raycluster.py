@@ -30,6 +30,34 @@ def _runtime_env() -> dict[str, Any]:
     return {"env_vars": env} if env else {}
 
 
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail fast, naming the address as given, when nothing listens there: ``ray.init`` itself
+    retries an unreachable GCS for minutes (and logs the address rewritten). ``auto`` and
+    ``local`` are Ray's to resolve; ``ray://host:port`` (Ray Client) and ``host:port`` are probed."""
+    import socket
+
+    from cvray.runs.errors import InputError
+
+    if address in ("auto", "local") or address.startswith(("http://", "https://")):
+        if address.startswith(("http://", "https://")):
+            raise InputError(f"--address {address}: that is a dashboard / Jobs API URL; Ray commands "
+                             "take the cluster's GCS address (HEAD:6379), `cvray submit` takes the URL")
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise InputError(f"--address {address}: no Ray cluster answers there within {timeout_s:.0f} s "
+                         f"({exc}); start one with `ray start --head` or check the address") from None
+
+
 @contextlib.contextmanager
 def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any]:
     """Yield the ``ray`` module, initialised; shut down on exit only if we started it."""
@@ -43,6 +71,7 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
     kwargs: dict[str, Any] = {"runtime_env": _runtime_env(), "log_to_driver": False,
                               "configure_logging": False}
     if address:
+        check_reachable(address)
         ray.init(address=address, **kwargs)
     else:
         include_dashboard = bool(getattr(ray_cfg, "include_dashboard", True))

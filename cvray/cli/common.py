@@ -27,7 +27,7 @@ def add_common_args(p: argparse.ArgumentParser, config: bool = True) -> None:
     if config:
         p.add_argument("--config", default=None, help="YAML experiment config (configs/*.yaml)")
         p.add_argument("overrides", nargs="*", default=[],
-                       help="dotted key=value overrides, e.g. train.lr=0.01 seed=3")
+                       help="dotted key=value overrides, e.g. train.optim.lr=0.01 seed=3")
 
 
 def one_positional(args: argparse.Namespace, dest: str) -> str:

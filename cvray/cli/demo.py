@@ -21,7 +21,7 @@ def register(sub) -> None:
     add_common_args(p)
     p.add_argument("--images", type=int, default=None, help="synthetic images (default synth.images)")
     p.add_argument("--videos", type=int, default=None, help="synthetic sequences (default synth.videos)")
-    p.add_argument("--skip-train", action="store_true", help="stop after ingest (no training)")
+    p.add_argument("--skip-train", action="store_true", help="skip training and the trained model's detect-track stage (synth, ingest and the tracker-only reference still run)")
     p.set_defaults(func=cmd_demo)
 
 

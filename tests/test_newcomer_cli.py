@@ -1,0 +1,78 @@
+"""The documented commands stay true, and mistakes a newcomer makes fail fast in one line
+(issue "The newcomer's path without surprises", items 17, 23, 25)."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from cvray.cli.main import build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("argv", [
+    ["data", "ingest", "--dataset", "{tmp}"],
+    ["validate", "{tmp}/a.json", "--images", "{tmp}"],
+    ["track", "--det", "{tmp}", "--out", "{tmp}/o", "--ray"],
+], ids=lambda a: a[0] + (" " + a[1] if a[0] == "data" else ""))
+def test_an_unreachable_address_fails_fast_naming_it(argv, tmp_path, capsys):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_train.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    (tmp_path / "a.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    (tmp_path / "SEQ" / "det").mkdir(parents=True)
+    (tmp_path / "SEQ" / "det" / "det.txt").write_text("1,-1,10,10,20,20,0.9,-1,-1,-1\n")
+    t0 = time.monotonic()
+    rc = main([*[a.format(tmp=tmp_path) for a in argv], "--address", "127.0.0.1:1", "--root", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert rc == 2 and time.monotonic() - t0 < 60
+    assert "--address 127.0.0.1:1: no Ray cluster answers there" in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()  # no run for a cluster that is not there
+
+
+def test_a_dashboard_url_as_ray_address_says_which_is_which(tmp_path, capsys):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_train.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    assert main(["data", "ingest", "--dataset", str(tmp_path), "--address", "http://127.0.0.1:8265"]) == 2
+    assert "cvray submit" in capsys.readouterr().err
+
+
+def _overrides_in(text: str) -> list[str]:
+    return sorted(set(re.findall(r"\b((?:train|track|predict|eval|validation|synth|data|storage|ray|submit)"
+                                 r"\.[a-z_][a-z0-9_.]*)=", text)))
+
+
+def test_every_override_key_in_the_readme_and_help_exists():
+    """`train.lr=0.01` was the README's and every --help's example; the key is `train.optim.lr`."""
+    from cvray.config import load_config
+
+    texts = [(REPO / "README.md").read_text(), build_parser().format_help()]
+    texts += [p.read_text() for p in (REPO / "docs").glob("*.md")]
+    keys = set()
+    for t in texts:
+        keys.update(k for k in _overrides_in(t) if k.rsplit(".", 1)[1] != "key")  # `track.key=value`: a placeholder
+    assert "train.optim.lr" in keys
+    bad = []
+    for key in sorted(keys):
+        try:
+            load_config(None, [f"{key}=__probe__"])
+        except Exception as exc:  # a wrong value type is fine: the key exists
+            if "unknown key" in str(exc):
+                bad.append(key)
+    assert not bad, f"documented override keys that do not exist: {bad}"
+
+
+def test_the_readme_train_line_names_a_dataset():
+    line = next(ln for ln in (REPO / "README.md").read_text().splitlines() if ln.startswith("cvray train"))
+    assert "--dataset" in line
+
+
+def test_benchmark_usage_lines_use_the_project_venv():
+    for b in (REPO / "benchmarks").glob("bench_*.py"):
+        head = b.read_text()[:1500]
+        for m in re.findall(r"([^\s`]*python\S*) benchmarks/", head):
+            assert m in (".venv/bin/python", "python"), (b.name, m)
+    make = (REPO / "Makefile").read_text()
+    assert ".[dev,bench]" in make and "$(BIN)/python $$b" in make
