@@ -34,3 +34,88 @@ def test_folder_file_names_relative_to_input(tmp_path, monkeypatch, form):
     names = sorted(u["file_name"] for u in units)
     assert names == ["000005.jpg", "sub/000005.jpg"]
     assert all(os.path.isabs(u["uri"]) for u in units)
+
+
+# --- item 10: evaluation pairs predictions with GT images by file_name -------------------------
+
+from cvray.cli.main import main  # noqa: E402
+from cvray.predict.records import Detections, detections_to_table  # noqa: E402
+
+BOX = [10.0, 10.0, 30.0, 40.0]  # xywh
+
+
+def _gt(tmp_path, names, ids, fname="instances_val.json") -> Path:
+    doc = {"images": [{"id": i, "file_name": n, "width": 64, "height": 64} for i, n in zip(ids, names)],
+           "annotations": [{"id": k + 1, "image_id": i, "category_id": 1, "bbox": BOX, "area": BOX[2] * BOX[3],
+                            "iscrowd": 0} for k, i in enumerate(ids)],
+           "categories": [{"id": 1, "name": "a"}]}
+    f = tmp_path / fname
+    f.write_text(json.dumps(doc))
+    return f
+
+
+def _pred(tmp_path, names, ids=None) -> Path:
+    """A predictions Parquet as `cvray predict` on a folder writes it: ids 1..N by sort order."""
+    import pyarrow.parquet as pq
+
+    ids = ids or list(range(1, len(names) + 1))
+    x, y, w, h = BOX
+    recs = [Detections(i, 64, 64, [[x, y, x + w, y + h]], [0.9], [1], file_name=n) for i, n in zip(ids, names)]
+    f = tmp_path / "pred.parquet"
+    pq.write_table(detections_to_table(recs), f)
+    return f
+
+
+def _eval(capsys, gt, pred):
+    rc = main(["eval", "--gt", str(gt), "--pred", str(pred), "--json", "--root", str(gt.parent / "runs")])
+    cap = capsys.readouterr()
+    return rc, (json.loads(cap.out) if rc == 0 else None), cap.err
+
+
+def test_predictions_of_another_split_are_refused(tmp_path, capsys):
+    gt = _gt(tmp_path, ["val/a.jpg", "val/b.jpg", "val/c.jpg", "val/d.jpg"], [1, 2, 3, 4])
+    pred = _pred(tmp_path, ["train/e.jpg", "train/f.jpg", "train/g.jpg", "train/h.jpg"])  # ids 1..4 too
+    rc, out, err = _eval(capsys, gt, pred)
+    assert rc == 2, err
+    line = err.strip().splitlines()
+    assert len(line) == 1
+    assert str(pred) in line[0] and str(gt) in line[0] and "train/e.jpg" in line[0]
+
+
+def test_matched_by_file_name_when_ids_differ(tmp_path, capsys):
+    names = ["a.jpg", "b.jpg", "c.jpg"]
+    gt = _gt(tmp_path, names, [101, 102, 103])  # the GT's own ids; a folder prediction numbers 1..3
+    rc, out, err = _eval(capsys, gt, _pred(tmp_path, names))
+    assert rc == 0, err
+    assert out["details"]["matched_by"] == "file_name"
+    assert out["details"]["matching"]["matched_images"] == 3
+    assert out["AP"] == pytest.approx(1.0)
+
+
+def test_names_and_ids_that_disagree_are_refused(tmp_path, capsys):
+    gt = _gt(tmp_path, ["a.jpg", "b.jpg", "c.jpg"], [1, 2, 3])
+    pred = _pred(tmp_path, ["b.jpg", "a.jpg", "c.jpg"])  # image_id 1 is b.jpg here, a.jpg in the GT
+    rc, out, err = _eval(capsys, gt, pred)
+    assert rc == 2
+    assert "disagree" in err and "'b.jpg'" in err and "'a.jpg'" in err
+    assert str(gt) in err and str(pred) in err
+
+
+def test_images_not_in_gt_are_counted_not_scored(tmp_path, capsys):
+    gt = _gt(tmp_path, ["a.jpg", "b.jpg"], [1, 2])
+    rc, out, err = _eval(capsys, gt, _pred(tmp_path, ["a.jpg", "b.jpg", "z.jpg"]))
+    assert rc == 0, err
+    m = out["details"]["matching"]
+    assert (m["matched_by"], m["matched_images"], m["pred_images_not_in_gt"]) == ("file_name", 2, 1)
+    assert m["not_in_gt_example"] == "z.jpg"
+    assert out["AP"] == pytest.approx(1.0)
+
+
+def test_results_without_names_match_by_image_id(tmp_path, capsys):
+    gt = _gt(tmp_path, ["a.jpg", "b.jpg"], [1, 2])
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps([{"image_id": i, "category_id": 1, "bbox": BOX, "score": 0.9} for i in (1, 2)]))
+    rc, out, err = _eval(capsys, gt, pred)
+    assert rc == 0, err
+    assert out["details"]["matched_by"] == "image_id"
+    assert out["AP"] == pytest.approx(1.0)

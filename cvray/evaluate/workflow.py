@@ -144,6 +144,8 @@ class EvalInputs:
     images_root: str | None = None      # images of the GT, for the failure overlays
     gt: dict = field(default_factory=dict, repr=False)
     preds: list = field(default_factory=list, repr=False)
+    #: how predictions were paired with GT images: {"matched_by": "file_name" | "image_id", counts}
+    matching: dict = field(default_factory=dict)
 
 
 def default_images_root(gt_uri: str) -> str | None:
@@ -159,17 +161,18 @@ def prepare_eval(*, gt: str, pred: str, iou_type: str = "bbox", save: bool = Fal
                  images_root: str | None = None) -> EvalInputs:
     """Read both sides; :class:`~cvray.runs.errors.InputError` names the file that cannot be used."""
     from cvray.data.coco import load_coco
-    from cvray.evaluate.loaders import load_predictions
+    from cvray.evaluate.loaders import load_prediction_images, match_to_gt
     from cvray.runs.errors import InputError
 
     gt_dict = load_coco(gt)
-    preds = load_predictions(pred)
+    preds, names = load_prediction_images(pred)
+    preds, matching = match_to_gt(preds, names, gt_dict, pred_uri=pred, gt_uri=gt)
     if iou_type == "segm" and preds and "segmentation" not in preds[0]:
         raise InputError(f"{pred}: --iou-type segm needs mask predictions (RLE 'segmentation')")
     if save and images_root is None:
         images_root = default_images_root(gt)
     return EvalInputs(gt_uri=gt, pred_uri=pred, iou_type=iou_type, save=save, images_root=images_root,
-                      gt=gt_dict, preds=preds)
+                      gt=gt_dict, preds=preds, matching=matching)
 
 
 def eval_fingerprint(inputs: EvalInputs) -> dict[str, Any]:
@@ -189,9 +192,12 @@ def run_eval(run: Any, section: EvalConfig, inputs: EvalInputs) -> dict[str, Any
         raise InputError(f"{inputs.pred_uri}: {exc}") from exc
     summary: dict = {k: result.stats[k] for k in STAT_KEYS}
     run.summary.update(summary)
-    run.summary.update(iou_type=result.iou_type, images=result.num_images, predictions=result.num_predictions)
+    matching = inputs.matching or {"matched_by": "image_id"}
+    run.summary.update(iou_type=result.iou_type, images=result.num_images, predictions=result.num_predictions,
+                       matched_by=matching["matched_by"], matching=matching)
     details = {"iou_type": inputs.iou_type, "gt": inputs.gt_uri, "pred": inputs.pred_uri,
                "images": result.num_images, "predictions": result.num_predictions,
+               "matched_by": matching["matched_by"], "matching": matching,
                # NaN (class without GT) as null: the --json output stays strict JSON
                "per_class": [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
                              for r in result.per_class_rows()]}
