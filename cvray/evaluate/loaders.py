@@ -31,6 +31,13 @@ def _table_uri(uri: str) -> str | None:
 
 def load_detections(uri: str) -> list[Detections]:
     """Detections records from a predictions Parquet file, folder of parts, or run folder."""
+    try:
+        return _load_detections(uri)
+    except storage.StorageError as exc:  # the file the user named is unreadable: exit 2, one line
+        raise PredictionsError(str(exc)) from exc
+
+
+def _load_detections(uri: str) -> list[Detections]:
     if uri.endswith(".parquet"):
         return detections_from_table(storage.read_parquet(uri))
     folder = _table_uri(uri)

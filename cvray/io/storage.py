@@ -305,7 +305,13 @@ def write_parquet(table: pa.Table, uri: str, options: S3Options | None = None) -
 
 
 def read_parquet(uri: str, options: S3Options | None = None) -> pa.Table:
-    return pq.read_table(io.BytesIO(read_bytes(uri, options)))
+    """The table in one Parquet file; :class:`StorageError` "URI: not a Parquet file" when it is not."""
+    data = read_bytes(uri, options)
+    try:
+        return pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError) as exc:  # ArrowInvalid: "... input source '<Buffer>' ..."
+        why = str(exc).split("': ", 1)[-1].strip() if "<Buffer>" in str(exc) else str(exc).strip()
+        raise StorageError(f"{uri}: not a Parquet file ({why.splitlines()[0] if why else type(exc).__name__})") from exc
 
 
 def read_table_dir(uri: str, options: S3Options | None = None) -> pa.Table:
@@ -314,7 +320,10 @@ def read_table_dir(uri: str, options: S3Options | None = None) -> pa.Table:
     if not parts:
         raise StorageError(f"{uri}: no Parquet parts found")
     tables = [read_parquet(p, options) for p in parts]
-    return pa.concat_tables(tables, promote_options="default")
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except pa.ArrowException as exc:
+        raise StorageError(f"{uri}: its Parquet parts have incompatible schemas ({str(exc).splitlines()[0]})") from exc
 
 
 def local_copy(uri: str, dest_dir: str, options: S3Options | None = None) -> str:
