@@ -91,4 +91,5 @@ def test_ray_info_lines_only_with_verbose(tmp_path):
 
     quiet = demo()
     assert "streaming_executor" not in quiet and " INFO " not in quiet, quiet
+    assert "Token authentication is enabled" not in quiet, quiet  # the embedded Ray's banner
     assert "streaming_executor" in demo("-v")

@@ -157,3 +157,6 @@ def setup_logging(verbose: bool) -> None:
     if not verbose:  # Ray Data's per-dataset progress logs drown the summary; -v brings them back
         for name in ("ray.data", "ray.train", "ray.tune"):
             logging.getLogger(name).setLevel(logging.WARNING)
+        # the banner every embedded ray.init prints ("Token authentication is enabled ..."): the
+        # embedded Ray is cvray's own, on 127.0.0.1; docs/cluster.md explains tokens for clusters
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)

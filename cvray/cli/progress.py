@@ -95,7 +95,7 @@ class Progress:
         if r is not None:
             parts.append(f"{r:.2f} {self.unit}/s")
         if self.total:
-            parts.append(f"ETA {format_eta(self.eta(now))}")
+            parts.append(f"ETA {format_eta(0 if self.done >= self.total else self.eta(now))}")
         parts += [f"{k}={_fmt(v)}" for k, v in self.info.items()]
         return ", ".join(parts)
 
