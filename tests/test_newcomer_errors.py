@@ -92,3 +92,71 @@ def test_eval_three_number_bbox_names_the_record(tmp_path, capsys):
     line = _one_error_line(capsys)
     assert rc == 2
     assert "record #1" in line and str(pred) in line and "IndexError" not in line
+
+
+def _images(tmp_path) -> Path:
+    import cv2
+    import numpy as np
+
+    d = tmp_path / "imgs"
+    d.mkdir()
+    cv2.imwrite(str(d / "a.jpg"), np.zeros((8, 8, 3), np.uint8))
+    return d
+
+
+@pytest.mark.parametrize("spec", ["nonexistent_run", "20260101-120000-predict-abcd", "runs/nope"])
+def test_predict_unknown_model_says_what_model_accepts(tmp_path, capsys, spec):
+    rc = main(["predict", "--model", spec, "--input", str(_images(tmp_path)), "--root", str(tmp_path / "runs")])
+    line = _one_error_line(capsys)
+    assert rc == 2
+    assert f"--model {spec}" in line and "training run folder" in line and "fasterrcnn" in line
+    assert "validation error" not in line and "pydantic" not in line and "literal_error" not in line
+
+
+def test_predict_run_folder_without_manifest(tmp_path, capsys):
+    (tmp_path / "notarun").mkdir()
+    rc = main(["predict", "--model", str(tmp_path / "notarun"), "--input", str(_images(tmp_path)),
+               "--root", str(tmp_path / "runs")])
+    line = _one_error_line(capsys)
+    assert rc == 2 and "without manifest.json" in line
+
+
+def test_predict_unknown_backbone_lists_backbones(tmp_path, capsys):
+    rc = main(["predict", "--model", "fasterrcnn:resnet9000", "--input", str(_images(tmp_path)),
+               "--root", str(tmp_path / "runs")])
+    line = _one_error_line(capsys)
+    assert rc == 2 and "resnet9000" in line and "mobilenet_v3_large_fpn" in line
+
+
+def test_track_video_arch_without_categories_names_the_flag(tmp_path, capsys):
+    sys_path_helpers()
+    from predict_helpers import write_video
+
+    video = write_video(tmp_path / "clip.mp4", 3)
+    rc = main(["track", "--video", str(video), "--model", "fasterrcnn", "--out", str(tmp_path / "o"),
+               "--root", str(tmp_path / "runs")])
+    line = _one_error_line(capsys)
+    assert rc == 2 and "--categories" in line and "num_classes is not set" not in line
+
+
+@pytest.mark.parametrize("kind", ["missing", "not_a_video"])
+def test_track_bad_video_fails_before_the_model(tmp_path, capsys, monkeypatch, kind):
+    import cvray.models.base as base
+
+    def boom(*a, **k):
+        raise AssertionError("the model was built before the video was checked")
+
+    monkeypatch.setattr(base, "build_model", boom)
+    video = tmp_path / "clip.mp4"
+    if kind == "not_a_video":
+        video.write_text("not a video")
+    rc = main(["track", "--video", str(video), "--model", "fasterrcnn", "predict.model.num_classes=2",
+               "--out", str(tmp_path / "o"), "--root", str(tmp_path / "runs")])
+    line = _one_error_line(capsys)
+    assert rc == 2 and str(video) in line
+
+
+def sys_path_helpers() -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))

@@ -17,7 +17,7 @@ import os
 
 from cvray.runs.errors import InputError
 
-__all__ = ["ModelSpecError", "resolve_model", "run_categories"]
+__all__ = ["ModelSpecError", "require_num_classes", "resolve_model", "run_categories"]
 
 
 class ModelSpecError(InputError):
@@ -70,6 +70,7 @@ def resolve_model(spec: str, model_cfg, num_classes: int | None):
         updates.update(weights=spec, strict_weights=True)
     else:
         arch, _, backbone = spec.partition(":")
+        _check_arch(spec, arch, backbone)
         updates["arch"] = arch
         if backbone:
             updates["backbone"] = backbone
@@ -77,6 +78,49 @@ def resolve_model(spec: str, model_cfg, num_classes: int | None):
         updates["num_classes"] = num_classes
     try:
         cfg = ModelConfig.model_validate({**model_cfg.model_dump(), **updates})
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ModelSpecError(f"--model {spec}: {exc}") from exc
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError: one line, no URL
+        raise ModelSpecError(f"--model {spec}: {_one_line(exc)}") from exc
     return cfg, spec
+
+
+ACCEPTS = ("--model takes a training run folder (RUNS_ROOT/<run id>, with manifest.json and "
+           "checkpoints/), a checkpoint file (.pt/.pth) or an architecture NAME[:BACKBONE]")
+
+
+def _check_arch(spec: str, arch: str, backbone: str) -> None:
+    """A spec that is neither a run, a checkpoint nor a known architecture says what --model takes."""
+    from typing import get_args
+
+    from cvray.io import storage
+    from cvray.models.config import Arch, Backbone
+
+    archs, backbones = get_args(Arch), get_args(Backbone)
+    if arch not in archs:
+        if storage.exists(spec):
+            why = "a folder without manifest.json (not a training run)"
+        elif "/" not in spec and "\\" not in spec:
+            why = ("no such run folder, checkpoint or architecture (a bare run id? give its folder, "
+                   "e.g. cvray-runs/" + spec + ")")
+        else:
+            why = "no such run folder or checkpoint file"
+        raise ModelSpecError(f"--model {spec}: {why}; {ACCEPTS} (architectures: {', '.join(archs)})")
+    if backbone and backbone not in backbones:
+        raise ModelSpecError(f"--model {spec}: unknown backbone {backbone!r} (backbones: {', '.join(backbones)})")
+
+
+def _one_line(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())) or 'model'}: {e.get('msg')}"
+                             for e in errors())
+        except Exception:  # noqa: BLE001 - fall back to the text
+            pass
+    return str(exc).splitlines()[0]
+
+
+def require_num_classes(cfg, spec: str) -> None:
+    """The model's class count must be known before it is built: say how to give it."""
+    if cfg.num_classes is None:
+        raise ModelSpecError(f"--model {spec}: the model's number of classes is unknown; pass --categories "
+                             "COCO.json (the categories it predicts) or predict.model.num_classes=N")

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from cvray.io import storage
 from cvray.predict.config import PredictConfig
-from cvray.predict.model_spec import resolve_model, run_categories
+from cvray.predict.model_spec import require_num_classes, resolve_model, run_categories
 from cvray.runs.errors import InputError
 
 __all__ = ["PredictInputs", "predict_fingerprint", "prepare_predict", "resolve_categories", "run_predict"]
@@ -55,6 +55,7 @@ def prepare_predict(section: PredictConfig, *, input: str, model: str, images_ro
 
     category_ids, cats_source = resolve_categories(categories, input, model)
     model_cfg, source = resolve_model(model, section.model, len(category_ids) if category_ids else None)
+    require_num_classes(model_cfg, model)
     if model_cfg.task == "semantic":
         raise InputError(f"{model}: cvray predict runs detection / instance models; semantic models are "
                          "evaluated with cvray.evaluate.semantic")

@@ -263,15 +263,35 @@ def run_track(run: Any, section: TrackConfig, inputs: TrackInputs, *, ray: bool 
 def prepare_track_video(predict_section: Any, *, video: str, out: str, model: str,
                         categories: str | None = None) -> TrackVideoInputs:
     """Resolve ``--model`` (as ``cvray predict`` does, from ``predict.model``) and the categories."""
-    from cvray.predict.model_spec import resolve_model
+    from cvray.predict.model_spec import require_num_classes, resolve_model
     from cvray.predict.workflow import resolve_categories
 
     if not storage.exists(video):
         raise InputError(f"{video}: no such video file")
+    if not storage.is_s3(video):  # checked before any model is built
+        _check_video_opens(video)
     category_ids, _ = resolve_categories(categories, None, model)
     model_cfg, source = resolve_model(model, predict_section.model, len(category_ids) if category_ids else None)
+    require_num_classes(model_cfg, model)
     return TrackVideoInputs(video=video, out=out, model=model_cfg, model_source=source,
                             category_ids=category_ids, predict=predict_section)
+
+
+def _check_video_opens(video: str) -> None:
+    import os
+
+    import cv2
+
+    path = storage.resolve(video)[1]
+    if os.path.isdir(path):
+        raise InputError(f"{video}: is a folder; --video takes one video file")
+    cap = cv2.VideoCapture(path)
+    try:
+        ok = cap.isOpened() and cap.grab()
+    finally:
+        cap.release()
+    if not ok:
+        raise InputError(f"{video}: not a readable video (cannot open it or it has no frames)")
 
 
 def run_track_video(run: Any, section: TrackConfig, inputs: TrackVideoInputs) -> dict[str, Any]:
