@@ -160,3 +160,24 @@ def sys_path_helpers() -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))
+
+
+def test_convert_folder_to_yolo_says_it_needs_a_coco_json(tmp_path, capsys):
+    seq = tmp_path / "mot" / "seq1"
+    (seq / "gt").mkdir(parents=True)
+    (seq / "seqinfo.ini").write_text("[Sequence]\nname=seq1\nframeRate=10\nseqLength=2\nimWidth=50\nimHeight=40\n")
+    (seq / "gt" / "gt.txt").write_text("1,1,5,5,10,10,1,1,1\n")
+    rc = main(["data", "convert", str(tmp_path / "mot"), "--to", "yolo", "--out", str(tmp_path / "y"),
+               "--root", str(tmp_path / "runs")])
+    line = _one_error_line(capsys)
+    assert rc == 2 and str(tmp_path / "mot") in line and "COCO JSON" in line and "--to coco" in line
+    assert "is a directory" not in line.lower().replace("is a folder", "")
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_convert_json_to_coco_says_it_needs_a_folder(tmp_path, capsys):
+    gt = _coco(tmp_path)
+    rc = main(["data", "convert", str(gt), "--to", "coco", "--out", str(tmp_path / "c.json"),
+               "--root", str(tmp_path / "runs")])
+    line = _one_error_line(capsys)
+    assert rc == 2 and "already COCO" in line

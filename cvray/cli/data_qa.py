@@ -101,13 +101,14 @@ def cmd_convert(args: argparse.Namespace) -> int:
     from cvray.data.fingerprint import files_fingerprint
     from cvray.io import storage
     from cvray.runs import run_context
-    from cvray.validate.workflow import ConvertInputs, run_convert
+    from cvray.validate.workflow import ConvertInputs, check_convert_input, run_convert
 
     src = one_positional(args, "input")
     cfg = load_cli_config(args)
     if not storage.exists(src):
         raise CliError(f"{src}: no such file or folder")
     inputs = ConvertInputs(input=src, to=args.to, out=args.out, images=args.images)
+    check_convert_input(inputs)  # InputError (the wrong kind for --to): one line, exit 2, no run
     with run_context("data convert", cfg, argv=getattr(args, "argv", None),
                      dataset=lambda: files_fingerprint({"input": src})) as run:
         result = run_convert(run, cfg.validation, inputs)

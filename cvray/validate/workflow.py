@@ -332,6 +332,25 @@ class ConvertInputs:
     images: str | None = None          # images root (YOLO -> COCO without metadata)
 
 
+def check_convert_input(inputs: ConvertInputs) -> None:
+    """:class:`InputError` when ``inputs.input`` is the wrong kind for ``--to`` (run it before a run
+    exists): ``--to yolo|mot`` converts a COCO JSON *file*, ``--to coco`` a YOLO or MOT *folder*."""
+    import pyarrow.fs as pafs
+
+    src = inputs.input
+    if not storage.exists(src):
+        raise InputError(f"{src}: no such file or folder")
+    fs, path = storage.resolve(src)
+    is_dir = fs.get_file_info(path).type == pafs.FileType.Directory  # an S3 prefix with keys too
+    if inputs.to in ("yolo", "mot") and is_dir:
+        raise InputError(f"{src}: is a folder; --to {inputs.to} converts a COCO JSON file (a MOT root or a "
+                         f"YOLO folder converts with --to coco)")
+    if inputs.to == "coco" and not is_dir:
+        raise InputError(f"{src}: is a file; --to coco converts a YOLO folder (data.yaml + labels/) or a "
+                         f"MOT root / sequence folder" + (" (this is already COCO JSON)"
+                                                          if src.lower().endswith(".json") else ""))
+
+
 def run_convert(run: Run, section: ValidateConfig, inputs: ConvertInputs) -> dict[str, Any]:
     """COCO <-> YOLO txt, COCO video <-> MOT txt. The validation rules run first (on the COCO
     side): unusable records are left out, and every record not written -- those, and what the
@@ -344,8 +363,7 @@ def run_convert(run: Run, section: ValidateConfig, inputs: ConvertInputs) -> dic
 
     src = inputs.input
     stage = "data convert"
-    if not storage.exists(src):
-        raise InputError(f"{src}: no such file or folder")
+    check_convert_input(inputs)
     try:
         if inputs.to in ("yolo", "mot"):
             doc, rows = screen_coco(load_coco(src), src, section, stage)
