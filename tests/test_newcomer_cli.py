@@ -76,3 +76,23 @@ def test_benchmark_usage_lines_use_the_project_venv():
             assert m in (".venv/bin/python", "python"), (b.name, m)
     make = (REPO / "Makefile").read_text()
     assert ".[dev,bench]" in make and "$(BIN)/python $$b" in make
+
+
+def test_exit_1_when_a_unit_of_work_failed_with_the_count(ray_session, tmp_path, capsys):
+    """The exit-code rule (docs/architecture.md): 6 good images and 1 unreadable one -> predict
+    does the 6, reports the 1, exits 1 (it was 0: a failure looked like success)."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(6):
+        cv2.imwrite(str(folder / f"{i}.png"), np.random.default_rng(i).integers(0, 255, (40, 40, 3), np.uint8))
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    rc = main(["predict", "--model", "fasterrcnn:mobilenet_v3_large_fpn", "--input", str(folder),
+               "--root", str(tmp_path / "runs"), "predict.model.num_classes=2", "predict.model.min_size=64",
+               "predict.model.max_size=64", "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 1 and out["prediction_rows"] == 6 and out["issue_rows"] == 1

@@ -47,7 +47,7 @@ def test_bad_seqinfo_in_a_folder_is_an_issue_row_and_the_others_finish(tmp_path,
     bad = seqs["sequences"][0]
     _set_seqinfo(bad["seqinfo"], **{key: value})
     rc, out, _ = _run(tmp_path, capsys, "--det", seqs["root"])
-    assert rc == 0 and out["sequences"] == 2 and out["failed"] == 1
+    assert rc == 1 and out["sequences"] == 2 and out["failed"] == 1  # exit 1: a failed unit (the rule)
     rows = [r for r in _issues(tmp_path, out) if r["rule"] == "sequence.bad_seqinfo"]
     assert len(rows) == 1 and bad["name"] in rows[0]["message"] and rows[0]["severity"] == "error"
     # the seqinfo the user names on the command line is an input error

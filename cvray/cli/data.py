@@ -65,4 +65,4 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with run_context("data ingest", cfg, argv=args.argv, ray=True, address=args.address) as run:
         result = run_ingest(run, cfg.data, IngestInputs(dataset=args.dataset))
     emit({**result, "run": run.id, "run_uri": run.uri}, args, title="ingest")
-    return 0
+    return 1 if result.get("images_failed") else 0  # an unreadable image is a failed unit

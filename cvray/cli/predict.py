@@ -58,4 +58,4 @@ def run_predict(args: argparse.Namespace) -> int:
         with Progress("cvray predict", "img") as bar:
             summary = _run(run, cfg.predict, inputs, on_progress=bar)
     emit({"run": run.id, "run_uri": run.uri, **summary}, args, title="cvray predict")
-    return 0
+    return 1 if summary.get("issue_rows") else 0  # an unreadable image or frame is a failed unit
