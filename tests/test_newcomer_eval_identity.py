@@ -119,3 +119,45 @@ def test_results_without_names_match_by_image_id(tmp_path, capsys):
     assert rc == 0, err
     assert out["details"]["matched_by"] == "image_id"
     assert out["AP"] == pytest.approx(1.0)
+
+
+def test_split_folder_predictions_against_its_coco_names(tmp_path, capsys):
+    """The newcomer's path: predict on images/val, evaluate against instances_val.json whose
+    file names are relative to images/ -- refused, with the prefix and the way out named; the
+    same predictions keyed to the GT's own names are scored on the right images."""
+    import pyarrow.parquet as pq
+
+    from cvray.data.synth import make_coco
+
+    ds = make_coco(tmp_path / "data", 20, seed=2, image_size=(64, 64))
+    val = json.loads(Path(ds["annotations"]["val"]).read_text())
+    assert val["images"] and all(im["file_name"].startswith("val/") for im in val["images"])
+    units = list_units(str(Path(ds["images_dir"]) / "val"))  # ids 1..N, names relative to images/val
+    anns = {}
+    for a in val["annotations"]:
+        anns.setdefault(a["image_id"], []).append(a)
+    by_name = {im["file_name"]: im for im in val["images"]}
+
+    def records(prefix):
+        out = []
+        for u in units:
+            im = by_name["val/" + u["file_name"]]
+            boxes = [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
+                     for a in anns.get(im["id"], [])]
+            out.append(Detections(u["image_id"], im["height"], im["width"], boxes, [0.9] * len(boxes),
+                                  [a["category_id"] for a in anns.get(im["id"], [])],
+                                  file_name=prefix + u["file_name"]))
+        return out
+
+    pred = tmp_path / "pred.parquet"
+    pq.write_table(detections_to_table(records("")), pred)
+    rc, out, err = _eval(capsys, Path(ds["annotations"]["val"]), pred)
+    assert rc == 2 and "folder prefix" in err and "--input" in err
+    pq.write_table(detections_to_table(records("val/")), pred)
+    rc, out, err = _eval(capsys, Path(ds["annotations"]["val"]), pred)
+    assert rc == 0, err
+    assert out["details"]["matched_by"] == "file_name"
+    assert out["details"]["matching"]["matched_images"] == len(val["images"])
+    assert out["AP50"] > 0.9  # the GT boxes themselves, on the right images
+    rc, out, err = _eval(capsys, Path(ds["annotations"]["train"]), pred)  # another split's GT
+    assert rc == 2 and "none of its" in err

@@ -93,6 +93,14 @@ def _norm(name: str) -> str:
     return posixpath.normpath(name) if name else name
 
 
+def _prefix_twin(name: str, gt_names: dict[str, int]) -> str | None:
+    """A GT name equal to ``name`` up to leading folders (never used to match: only to explain)."""
+    for g in gt_names:
+        if g.endswith("/" + name) or name.endswith("/" + g):
+            return g
+    return None
+
+
 def match_to_gt(results: list[dict], names: dict[int, str] | None, gt: dict, *, pred_uri: str,
                 gt_uri: str) -> tuple[list[dict], dict]:
     """Give every prediction the ground truth's id of its image.
@@ -119,6 +127,12 @@ def match_to_gt(results: list[dict], names: dict[int, str] | None, gt: dict, *, 
     remap = {pid: by_name[n] for pid, n in pred_names.items() if n in by_name}
     if not remap:
         pid, n = next(iter(pred_names.items()))
+        near = _prefix_twin(n, by_name)
+        if near is not None:  # same file, named from another folder: say how to line them up
+            raise InputError(f"{pred_uri}: none of its {len(pred_names)} images' file names is in {gt_uri}; "
+                             f"they differ by a folder prefix (e.g. {n!r} in the predictions, {near!r} in the "
+                             f"ground truth): predict on the folder the ground truth's file names are relative "
+                             f"to, or on the ground truth itself (cvray predict --input {gt_uri})")
         example_gt = next(iter(by_name), None)
         raise InputError(f"{pred_uri}: none of its {len(pred_names)} images' file names is in {gt_uri} "
                          f"(e.g. prediction image_id={pid} is {n!r}"
