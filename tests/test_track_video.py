@@ -94,8 +94,10 @@ def test_cli_video_with_real_mask_model(tmp_path, capsys):
                "predict.geometry.size=[64,64]", "predict.postprocess.score_threshold=0.0",
                "track.high_score=0.0", "track.new_track_score=0.0", "track.min_hits=1"])
     assert rc == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    cap = capsys.readouterr()
+    summary = json.loads(cap.out.strip().splitlines()[-1])
     assert summary["frames"] == 6 and summary["nan_frames"] == 0
+    assert "cvray track --video: 6/6 frame (100%)" in cap.err  # progress on stderr, --json clean
     res = json.loads((tmp_path / "out" / "clip.json").read_text())
     assert [f["frame"] for f in res["frames"]] == list(range(1, 7))
     tracks = [t for f in res["frames"] for t in f["tracks"]]

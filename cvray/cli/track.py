@@ -167,6 +167,9 @@ def run_track_video(args: argparse.Namespace, cfg) -> int:
                                  categories=args.categories)
     with run_context("track", cfg, argv=getattr(args, "argv", None),
                      dataset=lambda: {**files_fingerprint({"video": args.video}), "video": args.video}) as run:
-        summary = _run(run, cfg.track, inputs)
+        from cvray.cli.progress import Progress
+
+        with Progress("cvray track --video", "frame") as bar:
+            summary = _run(run, cfg.track, inputs, on_progress=bar)
     emit({"run_id": run.id, "out": args.out, **summary}, args, title="cvray track --video")
     return 0

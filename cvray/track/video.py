@@ -63,11 +63,20 @@ def _detect(predictor, frames: list[tuple[int, np.ndarray]], geometry) -> list[A
     return [predictor.to_record(o, r) for o, r in zip(outs, rows)]
 
 
+def _frame_count(path: str) -> int | None:
+    cap = cv2.VideoCapture(path)
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    cap.release()
+    return n if n > 0 else None
+
+
 def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfig | None = None,
-                geometry=None, batch_size: int = 4, render: bool = True, name: str | None = None) -> dict:
+                geometry=None, batch_size: int = 4, render: bool = True, name: str | None = None,
+                on_progress=None) -> dict:
     """Track every frame of ``video`` (local path or URI); write under ``out_uri``:
     ``<name>.txt`` (MOTChallenge), ``tracks/<name>.parquet``, ``<name>.json`` (per frame: id, box,
-    score, class, mask RLE) and ``review/<name>.mp4`` (masks, boxes, ids). Returns a summary."""
+    score, class, mask RLE) and ``review/<name>.mp4`` (masks, boxes, ids). Returns a summary.
+    ``on_progress(frames_done, frames_total_or_None, nan_frames=...)`` after each batch."""
     from pycocotools import mask as mask_utils
 
     from cvray.predict.config import GeometryConfig
@@ -79,6 +88,7 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
     with tempfile.TemporaryDirectory() as tmp:
         local = storage.local_copy(video, tmp)
         fps = _video_fps(local)
+        total = _frame_count(local)  # from the container; None when it does not say
         tracker = build_tracker(cfg, fps)
         results: list[FrameTracks] = []
         frames_json: list[dict] = []
@@ -114,6 +124,8 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
                                                  (img.shape[1], img.shape[0]))
                     writer.write(cv2.cvtColor(frame_img, cv2.COLOR_RGB2BGR))
             batch.clear()
+            if on_progress is not None:
+                on_progress(len(results), total, nan_frames=nan_frames)
 
         try:
             for i, img in iter_video_frames(local):

@@ -294,7 +294,8 @@ def _check_video_opens(video: str) -> None:
         raise InputError(f"{video}: not a readable video (cannot open it or it has no frames)")
 
 
-def run_track_video(run: Any, section: TrackConfig, inputs: TrackVideoInputs) -> dict[str, Any]:
+def run_track_video(run: Any, section: TrackConfig, inputs: TrackVideoInputs, *,
+                    on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
     """Detect (+ segment) every frame, track, write the txt / Parquet / JSON and the review mp4."""
     from cvray.predict.engine import ModelFactory, Predictor
     from cvray.track.video import track_video
@@ -304,6 +305,6 @@ def run_track_video(run: Any, section: TrackConfig, inputs: TrackVideoInputs) ->
                           category_ids=inputs.category_ids)
     run.update(model={"source": inputs.model_source})
     summary = track_video(inputs.video, predictor, inputs.out, track_config=section, geometry=p.geometry,
-                          batch_size=p.batch_size, render=True)
+                          batch_size=p.batch_size, render=True, on_progress=on_progress)
     run.summary.update(summary)
     return summary
