@@ -46,6 +46,9 @@ def register(sub) -> None:
     g.add_argument("--frame-rate", type=float, default=None, help="frame rate when no seqinfo.ini")
     g.add_argument("--render", action="store_true", help="write a review mp4 per sequence (needs frames)")
     g.add_argument("--ray", action="store_true", help="use Ray actors even for a single sequence")
+    g.add_argument("--offline", nargs="?", type=int, const=20, default=None, metavar="MAX_GAP",
+                   help="also write offline/<seq>.txt with track gaps up to MAX_GAP frames (default 20) "
+                        "interpolated; uses future frames, so it is scored apart (metrics_offline)")
     g.add_argument("--video", help="(end-to-end) video file to detect, segment and track")
     g.add_argument("--model", help="(end-to-end) train run, checkpoint or ARCH[:BACKBONE] for --video "
                    "(as in `cvray predict`)")
@@ -139,6 +142,10 @@ def run_track(args: argparse.Namespace) -> int:
     from cvray.runs import run_context
     from cvray.track.workflow import prepare_track, run_track as _run, track_fingerprint
 
+    if getattr(args, "offline", None) is not None:
+        if args.offline < 1:
+            raise CliError(f"--offline {args.offline}: the largest gap to fill must be >= 1 frame")
+        args.overrides = [*args.overrides, f"track.offline_max_gap={args.offline}"]
     cfg = load_cli_config(args)  # overrides are checked before anything else
     if args.video:
         return run_track_video(args, cfg)

@@ -112,6 +112,9 @@ class TrackConfig(CvrayModel):
     output_box: Literal["kalman", "detection"] = Field(
         "kalman", description="box reported for a matched track: Kalman-corrected state or the detection")
     log_associations: bool = Field(False, description="keep a per-frame association log")
+    offline_max_gap: int = Field(0, ge=0, description="opt-in offline post-process (`cvray track --offline`): "
+                                 "fill track gaps up to this many frames by linear interpolation; it uses "
+                                 "future frames, so its outputs and metrics are reported apart (0 = off)")
     kalman: KalmanConfig = Field(default_factory=KalmanConfig)
     appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
     cmc: CMCConfig = Field(default_factory=CMCConfig)

@@ -133,8 +133,19 @@ def process_sequence(job: SequenceJob, config: TrackConfig, out_uri: str, *, ren
         uri = storage.join(out_uri, "review", f"{job.name}.mp4")
         storage.write_bytes(uri, video)
         summary["review_video"] = uri
+    offline = None
+    if config.offline_max_gap > 0:  # opt-in, uses future frames: written and scored apart
+        from cvray.track.interpolate import interpolate_tracks
+
+        offline = interpolate_tracks(rows, max_gap=config.offline_max_gap)
+        write_mot(offline, storage.join(out_uri, "offline", f"{job.name}.txt"))
+        summary["offline_txt"] = storage.join(out_uri, "offline", f"{job.name}.txt")
+        summary["offline_boxes"] = int(len(offline))
     if job.gt_uri and storage.exists(job.gt_uri):
         from cvray.track.metrics import evaluate_sequence
 
-        summary["partial"] = evaluate_sequence(read_mot(job.gt_uri), rows, num_frames=job.num_frames)
+        gt = read_mot(job.gt_uri)
+        summary["partial"] = evaluate_sequence(gt, rows, num_frames=job.num_frames)
+        if offline is not None:
+            summary["partial_offline"] = evaluate_sequence(gt, offline, num_frames=job.num_frames)
     return summary

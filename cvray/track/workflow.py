@@ -254,6 +254,12 @@ def run_track(run: Any, section: TrackConfig, inputs: TrackInputs, *, ray: bool 
         metrics["combined"] = metric_row(summarize(combine(partials)))
         run.write_table("metrics", metrics_to_table(metrics))
         summary["metrics"] = metrics["combined"]
+    offline = [r["partial_offline"] for r in ok if "partial_offline" in r]
+    if offline:  # --offline: interpolated tracks, scored apart from the online numbers above
+        summary["metrics_offline"] = {
+            "max_gap": section.offline_max_gap,
+            **{r["sequence"]: metric_row(summarize(r["partial_offline"])) for r in ok if "partial_offline" in r},
+            "combined": metric_row(summarize(combine(offline)))}
     if errors:
         summary["errors"] = {r["sequence"]: r["error"] for r in errors}
     run.summary.update(summary)
