@@ -96,3 +96,25 @@ def test_exit_1_when_a_unit_of_work_failed_with_the_count(ray_session, tmp_path,
                "predict.model.max_size=64", "--json"])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 1 and out["prediction_rows"] == 6 and out["issue_rows"] == 1
+
+
+def test_a_corrupt_part_or_a_non_parquet_det_is_one_line(tmp_path, capsys):
+    import json
+
+    root = tmp_path / "runs"
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--images", "2", "--videos", "1",
+                 "synth.image_size=[32,32]", "synth.frames=4", "--root", str(root), "--json"]) == 0
+    capsys.readouterr()
+    assert main(["track", "--det", str(tmp_path / "d" / "mot" / "SYN-01" / "det" / "det.txt"), "--out",
+                 str(tmp_path / "t"), "--root", str(root), "--json"]) == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    part = next((root / run_id / "tables" / "sequences").glob("*.parquet"))
+    part.write_bytes(b"garbage")
+    assert main(["runs", "show", run_id, "--root", str(root), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert "not a Parquet file" in shown["table_rows"]["sequences"]["unreadable"][0]
+    fake = tmp_path / "fake.parquet"
+    fake.write_bytes(b"not parquet")
+    assert main(["track", "--det", str(fake), "--out", str(tmp_path / "t2"), "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "not a Parquet file" in err and "Traceback" not in err and "ArrowInvalid" not in err

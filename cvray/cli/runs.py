@@ -103,12 +103,15 @@ def cmd_show(args: argparse.Namespace) -> int:
         parts = storage.list_files(storage.join(root, run_id, "tables", name), suffix=".parquet")
         import pyarrow.parquet as pq
 
-        rows = 0
+        rows, unreadable = 0, []
         for p in parts:
             fs, path = storage.resolve(p)
-            with fs.open_input_file(path) as f:
-                rows += pq.ParquetFile(f).metadata.num_rows
-        tables[name] = {"parts": len(parts), "rows": rows}
+            try:
+                with fs.open_input_file(path) as f:
+                    rows += pq.ParquetFile(f).metadata.num_rows
+            except Exception as exc:  # a corrupt part is named; the other parts are still counted
+                unreadable.append(f"{p}: not a Parquet file ({str(exc).splitlines()[0][:120]})")
+        tables[name] = {"parts": len(parts), "rows": rows, **({"unreadable": unreadable} if unreadable else {})}
     if args.json:
         emit({**m, "uri": storage.join(root, run_id), "table_rows": tables}, args)
         return 0

@@ -184,7 +184,7 @@ def prepare_track(det: str, *, out: str, seqinfo: str | None = None, frame_rate:
     try:
         jobs, issues, skipped, dropped = _resolve_jobs(det, seqinfo=seqinfo, frame_rate=frame_rate,
                                                        render=render)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, storage.StorageError) as exc:  # unusable input named by the user: exit 2
         raise InputError(str(exc)) from exc
     return TrackInputs(det=det, out=out, jobs=tuple(jobs), render=render, issues=tuple(issues),
                        skipped=tuple(skipped), skipped_detections=dropped)
