@@ -118,3 +118,18 @@ def test_a_corrupt_part_or_a_non_parquet_det_is_one_line(tmp_path, capsys):
     assert main(["track", "--det", str(fake), "--out", str(tmp_path / "t2"), "--root", str(root)]) == 2
     err = capsys.readouterr().err
     assert "not a Parquet file" in err and "Traceback" not in err and "ArrowInvalid" not in err
+
+
+def test_a_broken_video_is_one_line_without_ffmpeg_noise(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(os.urandom(5000))
+    env = {k: v for k, v in os.environ.items() if k != "OPENCV_FFMPEG_LOGLEVEL"}
+    p = subprocess.run([sys.executable, "-m", "cvray.cli.main", "track", "--video", str(bad), "--model", "fasterrcnn",
+                        "--out", str(tmp_path / "o"), "--root", str(tmp_path / "r")],
+                       capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert p.returncode == 2 and "not a readable video" in p.stderr
+    assert "moov atom" not in p.stderr, p.stderr

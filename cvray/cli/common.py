@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import math
 import sys
 from typing import Any, Mapping
@@ -160,3 +161,7 @@ def setup_logging(verbose: bool) -> None:
         # the banner every embedded ray.init prints ("Token authentication is enabled ..."): the
         # embedded Ray is cvray's own, on 127.0.0.1; docs/cluster.md explains tokens for clusters
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+        # FFmpeg's own lines from OpenCV ("moov atom not found" on a broken mp4): the file is
+        # named in cvray's one-line error or issue row instead. Read when OpenCV first opens a
+        # video; Ray workers the embedded Ray starts inherit it.
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
