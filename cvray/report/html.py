@@ -1,9 +1,25 @@
-"""One self-contained HTML page for a run: tables, plots and failure galleries, images inlined.
+"""One self-contained HTML page for a run, or for two runs side by side; images inlined.
 
-Reads only what the run wrote (manifest, Parquet tables, PNG artifacts), so a report can be
-rebuilt any time from storage. Sections appear when their tables exist: evaluation (COCO stats,
-per-class AP, error buckets, confusion, PR and confidence curves, failure gallery), predictions
-(counts per class, score histogram), issues.
+Reads only what the run wrote (manifest, Parquet tables, PNG artifacts, review videos), so a report
+can be rebuilt any time from storage. One section per stage that ran, in order, each present when
+its tables / artifacts / summary exist:
+
+* dataset: per-split summary, class counts, the dataset card, the overlay audit grids;
+* training: the last validation, curves of every loss part, lr, gradient norm and validation
+  metrics (from ``train_curves`` / ``eval_metrics``), the trainer's ``learning_curves.png``,
+  per-class AP (or IoU) of the last evaluation, the best checkpoint;
+* evaluation (``cvray eval --save``): COCO stats, per-class AP, error buckets, confusion, PR and
+  confidence curves, failure gallery;
+* predictions: counts per class, score histogram;
+* tracking: the demo's capstone rows, per-sequence TrackEval and ``devkit_*`` metrics, ID-switch
+  causes when a summary carries diagnostics, sequences, a frame strip of each review video with a
+  link to the mp4;
+* issues, then the resolved config and environment.
+
+The demo's manifest summary holds one dict per stage (read per stage here) next to keys the
+stages merged in flat, where a later stage overwrites an earlier one's; those are listed apart.
+:func:`build_compare` puts two runs' numbers side by side, overlays their training curves and
+lists the config keys (dotted) that differ.
 """
 from __future__ import annotations
 
@@ -243,7 +259,8 @@ def _stage_tables(stages: list[tuple[str, dict]], skip: tuple[str, ...] = ()) ->
         if not d:
             continue
         title = _STAGE_TITLE.get(name, name) + (" (nested values)" if nested_only else "")
-        out.append(f"<details{' open' if len(stages) == 1 and not nested_only else ''}><summary>summary: {html.escape(title)}"
+        opened = " open" if len(stages) == 1 and not nested_only else ""
+        out.append(f"<details{opened}><summary>summary: {html.escape(title)}"
                    f"</summary>{_kv_table(d)}</details>")
     return "".join(out)
 
@@ -346,7 +363,8 @@ def _curves_png(runs: list[tuple[str, list[dict], list[dict]]]) -> bytes | None:
     return _png(fig)
 
 
-def _training_section(run_uri: str, parts: list[str], stages: list[tuple[str, dict]]) -> None:
+def _training_section(run_uri: str, parts: list[str], stages: list[tuple[str, dict]],
+                      fallback: dict | None = None) -> None:
     """Curves of every loss part, lr and validation metrics; per-class AP; the best checkpoint."""
     curves, evals = _read(run_uri, "train_curves") or [], _read(run_uri, "eval_metrics") or []
     lc_uri = storage.join(run_uri, "artifacts", "learning_curves.png")
@@ -361,7 +379,7 @@ def _training_section(run_uri: str, parts: list[str], stages: list[tuple[str, di
                      if last.get(k) is not None]
         parts.append(f"<h3>Validation at iteration {last['iteration']} (the last evaluation)</h3>"
                      + _html_table([{k: last[k] for k in main_keys}], main_keys))
-    best = _best_checkpoint(run_uri, stages)
+    best = _best_checkpoint(run_uri, stages, fallback or {})
     if best:
         parts.append(f"<p class=meta>best checkpoint <code>{html.escape(best['uri'])}</code>"
                      + (f" · iteration {best['iteration']}" if best.get("iteration") is not None else "")
@@ -381,14 +399,16 @@ def _training_section(run_uri: str, parts: list[str], stages: list[tuple[str, di
     parts.append(_stage_tables(stages))
 
 
-def _best_checkpoint(run_uri: str, stages: list[tuple[str, dict]]) -> dict | None:
+def _best_checkpoint(run_uri: str, stages: list[tuple[str, dict]], fallback: dict) -> dict | None:
+    """The best checkpoint's URI, iteration and metric (``checkpoints/best.json`` + the summary;
+    ``fallback``: the demo's flat keys, which only the trainer writes ``best_metric_name`` into)."""
     summ = next((d for _, d in stages if "best_checkpoint" in d or "checkpoint" in d), {})
     meta_uri = storage.join(run_uri, "checkpoints", "best.json")
     meta = storage.read_json(meta_uri) if storage.exists(meta_uri) else {}
     uri = meta.get("uri") or summ.get("best_checkpoint") or summ.get("checkpoint")
     if not uri:
         return None
-    name = summ.get("best_metric_name")
+    name = summ.get("best_metric_name") or meta.get("metric_name") or fallback.get("best_metric_name")
     value = summ.get("best_metric")
     if name is None and isinstance(summ.get("best"), dict) and summ["best"]:
         name, value = next(iter(summ["best"].items()))
@@ -494,7 +514,8 @@ def _videos_html(videos: list[str]) -> str:
         strip = _frame_strip(v)
         link = (f'<a href="{_href(v)}">{html.escape(v)}</a>' if not v.startswith("s3://")
                 else f"<code>{html.escape(v)}</code>")
-        out.append("<figure>" + (_img(strip, f"frames of {v}") if strip else "<p class=warn>(no frame could be read)</p>")
+        pic = _img(strip, f"frames of {v}") if strip else "<p class=warn>(no frame could be read)</p>"
+        out.append("<figure>" + pic
                    + f"<figcaption>{link}</figcaption></figure>")
     more = f"<p class=meta>{len(videos) - 6} more review videos</p>" if len(videos) > 6 else ""
     return "<h3>Review videos (frames spread over each; the link opens the mp4)</h3>" + "".join(out) + more
@@ -565,12 +586,13 @@ def build_report(run_uri: str) -> str:
     parts = _header(m)
     by_section, rest = _stage_summaries(m)
     flat = {k: v for k, v in rest.items() if not isinstance(v, (dict, list))}
-    single = {k: v for k, v in ((by_section.get(_COMMAND_SECTION.get(str(m.get("command")), ""), [("", {})])[0][1])
-                                .items()) if not isinstance(v, (dict, list))} if m.get("command") != "demo" else {}
-    if single or (flat and m.get("command") != "demo"):
-        parts.append("<h2>Summary</h2>" + _html_table([{"key": k, "value": v} for k, v in {**flat, **single}.items()]))
+    if m.get("command") != "demo":  # a single command: its scalars on top, its nested values in its section
+        own = (m.get("summary") or {}) if _COMMAND_SECTION.get(str(m.get("command"))) else flat
+        scalars = {k: v for k, v in own.items() if not isinstance(v, (dict, list))}
+        if scalars:
+            parts.append("<h2>Summary</h2>" + _html_table([{"key": k, "value": v} for k, v in scalars.items()]))
     _dataset_section(run_uri, parts, by_section.get("dataset", []))
-    _training_section(run_uri, parts, by_section.get("training", []))
+    _training_section(run_uri, parts, by_section.get("training", []), rest)
     _eval_section(run_uri, parts)
     _predictions_section(run_uri, parts)
     _tracking_section(run_uri, parts, by_section.get("tracking", []))
@@ -635,12 +657,14 @@ def build_compare(run_a: str, run_b: str) -> str:
         a, b = xa.get(k), xb.get(k)
         rows.append({"metric": k, "A": a, "B": b,
                      "B − A": (b - a) if _numeric(a) and _numeric(b) else None})
-    parts.append("<h2 id=metrics>Metrics side by side</h2>" + _html_table(rows, ["metric", "A", "B", "B − A"], limit=400))
+    parts.append("<h2 id=metrics>Metrics side by side</h2>"
+                 + _html_table(rows, ["metric", "A", "B", "B − A"], limit=400))
     ca, cb = _read(run_a, "train_curves") or [], _read(run_b, "train_curves") or []
     ea, eb = _read(run_a, "eval_metrics") or [], _read(run_b, "eval_metrics") or []
     if ca or cb or ea or eb:
-        png = _curves_png([(f"A {ia}", sorted(ca, key=lambda r: r["iteration"]), sorted(ea, key=lambda r: r["iteration"])),
-                           (f"B {ib}", sorted(cb, key=lambda r: r["iteration"]), sorted(eb, key=lambda r: r["iteration"]))])
+        def it(rows: list[dict]) -> list[dict]:
+            return sorted(rows, key=lambda r: r["iteration"])
+        png = _curves_png([(f"A {ia}", it(ca), it(ea)), (f"B {ib}", it(cb), it(eb))])
         if png:
             parts.append("<h2 id=curves>Training curves overlaid (A solid, B dashed)</h2>"
                          + _img(png, "training curves overlaid", width=1100))
