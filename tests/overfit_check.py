@@ -31,12 +31,12 @@ from cvray.train.workflow import TrainInputs, run_train
 IMAGE_HW = (96, 128)       # not square: letterboxing to the 128x128 model input pads 16 rows
 MODEL_INPUT = (128, 128)
 # Measured here (2-core VM, 99 s of training): bbox AP50 0.925, segm AP50 0.892 through letterboxed
-# inference (0.97 / 0.90 without letterboxing). The issue's bar is 0.9; the test keeps a small
-# margin for other CPUs' float rounding, benchmarks/bench_demo.py reports against 0.9.
+# inference (0.97 / 0.90 without letterboxing). The boxes' bar is the issue's 0.9 (training is
+# deterministic on this machine type, which CI uses); masks keep a margin under their 0.892.
 # With one link broken (tests/test_train_overfit.py) it measured: label map shifted -> bbox AP50
 # ~0; pad not undone -> ~0.2; boxes flipped without the image -> bbox 0.795 / segm 0.724; masks
 # resized bilinear -> segm AP50 0.807 (boxes unharmed, 0.972).
-MIN_BBOX_AP50 = 0.88
+MIN_BBOX_AP50 = 0.90
 MIN_SEGM_AP50 = 0.85
 
 OVERFIT_TRAIN = {
