@@ -63,6 +63,8 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
     """Yield the ``ray`` module, initialised; shut down on exit only if we started it."""
     import ray
 
+    if address:  # an address the user gave is checked even when this process already has a Ray
+        check_reachable(address)
     if ray.is_initialized():  # inside a job, a test session or an enclosing context
         follow_log_level()
         yield ray
@@ -71,7 +73,8 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
     kwargs: dict[str, Any] = {"runtime_env": _runtime_env(), "log_to_driver": False,
                               "configure_logging": False}
     if address:
-        check_reachable(address)
+        if address != os.environ.get("RAY_ADDRESS"):
+            check_reachable(address)
         ray.init(address=address, **kwargs)
     else:
         include_dashboard = bool(getattr(ray_cfg, "include_dashboard", True))
