@@ -37,8 +37,6 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Fail fast, naming the address as given, when nothing listens there: ``ray.init`` itself
     retries an unreachable GCS for minutes (and logs the address rewritten). ``auto`` and
     ``local`` are Ray's to resolve; ``ray://host:port`` (Ray Client) and ``host:port`` are probed."""
-    import socket
-
     from cvray.runs.errors import InputError
 
     if address in ("auto", "local") or address.startswith(("http://", "https://")):
@@ -50,12 +48,22 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     host, _, port = hostport.rpartition(":")
     if not host or not port.isdigit():
         raise InputError(f"--address {address}: expected HOST:PORT (e.g. 10.0.0.5:6379) or ray://HOST:10001")
-    try:
-        with socket.create_connection((host, int(port)), timeout=timeout_s):
-            pass
-    except OSError as exc:
+    err = tcp_error(host, int(port), timeout_s)
+    if err is not None:
         raise InputError(f"--address {address}: no Ray cluster answers there within {timeout_s:.0f} s "
-                         f"({exc}); start one with `ray start --head` or check the address") from None
+                         f"({err}); start one with `ray start --head` or check the address")
+
+
+def tcp_error(host: str, port: int, timeout_s: float) -> OSError | None:
+    """None when something accepts a TCP connection at ``host:port`` within ``timeout_s``, else
+    the error (the fail-fast probe of ``--address`` here and of the Jobs API in cvray submit)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return exc
 
 
 @contextlib.contextmanager
@@ -63,8 +71,9 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
     """Yield the ``ray`` module, initialised; shut down on exit only if we started it."""
     import ray
 
-    if address:  # an address the user gave is checked even when this process already has a Ray
-        check_reachable(address)
+    given = address
+    if given:  # an address the user gave is checked even when this process already has a Ray
+        check_reachable(given)
     if ray.is_initialized():  # inside a job, a test session or an enclosing context
         follow_log_level()
         yield ray
@@ -73,7 +82,7 @@ def ray_context(ray_cfg: Any = None, address: str | None = None) -> Iterator[Any
     kwargs: dict[str, Any] = {"runtime_env": _runtime_env(), "log_to_driver": False,
                               "configure_logging": False}
     if address:
-        if address != os.environ.get("RAY_ADDRESS"):
+        if address != given and address != os.environ.get("RAY_ADDRESS"):  # from the config
             check_reachable(address)
         ray.init(address=address, **kwargs)
     else:

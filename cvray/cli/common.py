@@ -13,7 +13,7 @@ import math
 import sys
 from typing import Any, Mapping
 
-__all__ = ["CliError", "add_common_args", "console", "emit", "load_cli_config", "one_positional", "progress"]
+__all__ = ["CliError", "add_common_args", "console", "emit", "load_cli_config", "one_positional"]
 
 
 class CliError(Exception):
@@ -71,14 +71,6 @@ def console(stderr: bool = True):
     from rich.console import Console
 
     return Console(stderr=stderr, highlight=False)
-
-
-def progress(iterable, total: int | None = None, desc: str = "", disable: bool = False):
-    """A tqdm bar on stderr (kept off stdout so ``--json`` output stays clean)."""
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, disable=disable or not sys.stderr.isatty(),
-                leave=False)
 
 
 def _flatten(d: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -277,6 +277,18 @@ def rm_tree(uri: str, options: S3Options | None = None) -> None:
         raise _explain(uri, exc) from exc
 
 
+def remove_file(uri: str, options: S3Options | None = None) -> bool:
+    """Delete the file at ``uri`` if there is one; True when something was deleted."""
+    fs, path = resolve(uri, options)
+    try:
+        if fs.get_file_info(path).type != pafs.FileType.File:
+            return False
+        fs.delete_file(path)
+        return True
+    except OSError as exc:
+        raise _explain(uri, exc) from exc
+
+
 def write_json(uri: str, obj: Any, options: S3Options | None = None) -> None:
     write_bytes(uri, json.dumps(obj, indent=2, sort_keys=True, default=str).encode(), options)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -64,14 +63,13 @@ def refresh_auth_mode() -> None:
 
 
 def _reachable(addr: str) -> None:
+    from cvray.raycluster import tcp_error
+
     u = urlparse(addr)
-    port = u.port or (443 if u.scheme == "https" else 80)
-    try:
-        with socket.create_connection((u.hostname, port), timeout=CONNECT_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise JobsError(f"{addr}: no Ray Jobs API answers there within {CONNECT_TIMEOUT_S:.0f} s ({exc}); "
-                        "give the head's dashboard address, e.g. --address http://HEAD:8265") from None
+    err = tcp_error(u.hostname, u.port or (443 if u.scheme == "https" else 80), CONNECT_TIMEOUT_S)
+    if err is not None:
+        raise JobsError(f"{addr}: no Ray Jobs API answers there within {CONNECT_TIMEOUT_S:.0f} s ({err}); "
+                        "give the head's dashboard address, e.g. --address http://HEAD:8265")
 
 
 def _explain(addr: str, exc: Exception) -> Exception:

@@ -192,7 +192,7 @@ def train_with_ray(job: TrainJob, *, on_progress: Callable[..., None] | None = N
 
         poller = ProgressPoller(job.progress_uri, on_progress).start()
     for name in (STOPPED, "train_summary.json"):  # left by an earlier attempt of this run
-        _remove(job.run.path(name))
+        storage.remove_file(job.run.path(name))
     try:
         result = _fit(trainer)
     finally:
@@ -237,15 +237,6 @@ def _fit(trainer) -> Any:
     if "error" in box:
         raise box["error"]
     return box["result"]
-
-
-def _remove(uri: str) -> None:
-    """Delete the file at ``uri`` if there is one."""
-    import pyarrow.fs as pafs
-
-    fs, path = storage.resolve(uri)
-    if fs.get_file_info(path).type == pafs.FileType.File:
-        fs.delete_file(path)
 
 
 def _write_seeds(job: TrainJob) -> None:
