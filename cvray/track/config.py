@@ -85,12 +85,18 @@ class TrackConfig(CvrayModel):
     ocr: bool = Field(False, description="OC-SORT observation-centric recovery: unmatched tracks' last "
                       "observed boxes vs leftover high detections")
     ocr_max_cost: float = Field(0.9, gt=0, le=1, description="recovery stage: max 1-IoU with the last observation")
+    ego_shift: bool = Field(True, description="camera motion from the detections: the median innovation of "
+                            "the first association's matches, when significant, shifts the tracks it left "
+                            "unmatched, which then try the leftover high detections again")
+    ego_min_matches: int = Field(3, ge=1, description="ego_shift: fewest first-stage matches to estimate a shift")
+    ego_significance: float = Field(1.0, ge=0, description="ego_shift: an axis is shifted only when |median| "
+                                    "> this x robust std (1.4826 MAD) / sqrt(matches)")
     two_stage: bool = Field(True, description="associate low-score detections in a second stage (BYTE)")
     second_includes_lost: bool = Field(True, description="lost tracks also take part in the second "
                                        "association (ByteTrack: only tracks tracked in the last frame)")
     match_max_cost: float = Field(0.8, gt=0, description="first association: no match above this cost")
     second_max_cost: float = Field(0.5, gt=0, description="second association (IoU only): max 1-IoU")
-    tentative_max_cost: float = Field(0.5, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
+    tentative_max_cost: float = Field(0.7, gt=0, description="tentative tracks vs leftovers: max 1-IoU")
     iou_buffer: float = Field(0.0, ge=0, description="C-BIoU: boxes widened by this fraction of their size "
                               "on each side before IoU (0: plain IoU)")
     gating: Literal["none", "mahalanobis", "iou", "centre"] = Field(

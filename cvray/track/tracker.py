@@ -193,6 +193,15 @@ class Tracker:
                                  dets, stage="first", max_cost=cfg.match_max_cost, use_appearance=True,
                                  fuse_score=cfg.fuse_score)
 
+        # Step 3b (ego_shift): a camera that moves (pans, shakes, turns) moves every box alike, so
+        # the median innovation of the first stage's matches is the image shift the predictions
+        # missed; where it is significant, the tracks left unmatched are moved by it (state and
+        # this frame's prior box) and the confirmed/lost ones among them try the leftover high
+        # detections again before the later stages.
+        if cfg.ego_shift and len(r1) >= cfg.ego_min_matches and n_old > len(r1):
+            r1, c1, prior, iou_all, sim_all = self._ego_shift(r1, c1, prior, iou_all, boxes, scores, high,
+                                                              tentative, dets)
+
         # Step 4: second association -- tracks still unmatched that were tracked in the previous
         # frame (and lost ones with second_includes_lost) vs low-score detections, IoU only
         # (appearance is unreliable on these mostly occluded objects).
@@ -280,6 +289,43 @@ class Tracker:
             det_of = np.concatenate([det_of, new])
             prior = np.concatenate([prior, T.xyxy(slice(n_kept, None))])
         return self._output(det_of, prior, boxes)
+
+    def _ego_shift(self, r1, c1, prior, iou_all, boxes, scores, high, tentative, dets):
+        """Step 3b: estimate the frame's global image shift from the first stage's matches (median
+        of detection centre minus predicted centre, per axis, kept where it exceeds
+        ``ego_significance`` robust standard errors), move the unmatched tracks by it and match the
+        confirmed/lost ones among them against the leftover high detections (first-stage rules).
+        Returns the updated first-stage pairs, prior boxes and IoU / similarity matrices."""
+        cfg, T = self.cfg, self.tracks
+        innov = (boxes[c1, :2] + boxes[c1, 2:] - prior[r1, :2] - prior[r1, 2:]) * 0.5
+        shift = np.median(innov, axis=0)
+        spread = np.median(np.abs(innov - shift), axis=0) * 1.4826      # robust std (MAD)
+        shift[np.abs(shift) <= cfg.ego_significance * spread / np.sqrt(len(r1))] = 0.0
+        sim_all = iou_all * scores if cfg.fuse_score else iou_all
+        if not shift.any():
+            return r1, c1, prior, iou_all, sim_all
+        rest = np.ones(len(T), bool)
+        rest[r1] = False
+        rest = rest.nonzero()[0]
+        T.kf_state[rest, :2] += shift
+        prior = prior.copy()
+        prior[rest] += np.tile(shift, 2)
+        iou_all = iou_all.copy()
+        if cfg.iou_buffer > 0:
+            iou_all[rest] = matching.box_iou(matching.buffer_boxes(prior[rest], cfg.iou_buffer),
+                                             matching.buffer_boxes(boxes, cfg.iou_buffer))
+        else:
+            iou_all[rest] = matching.box_iou(prior[rest], boxes)
+        sim_all = iou_all * scores if cfg.fuse_score else iou_all
+        free = high.copy()
+        free[c1] = False
+        trk = rest[~tentative[rest]]
+        if len(trk) and free.any():
+            ra, ca = self._associate(trk, free.nonzero()[0], sim_all, iou_all, prior, dets, stage="first",
+                                     max_cost=cfg.match_max_cost, use_appearance=True,
+                                     fuse_score=cfg.fuse_score)
+            r1, c1 = np.concatenate([r1, ra]), np.concatenate([c1, ca])
+        return r1, c1, prior, iou_all, sim_all
 
     def _reupdate(self, state: np.ndarray, z0: np.ndarray, z1: np.ndarray, gap: np.ndarray) -> np.ndarray:
         """OC-SORT's observation-centric re-update: a track re-found after ``gap`` frames is rolled
