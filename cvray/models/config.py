@@ -60,6 +60,16 @@ class ModelConfig(CvrayModel):
     box_head_dim: int = Field(default=1024, ge=8)
     mask_head_dim: int = Field(default=256, ge=8)
     mask_head_layers: int = Field(default=4, ge=1)
+    # torchvision's "v2" R-CNN layout (maskrcnn_resnet50_fpn_v2, after "Rethinking ImageNet
+    # Pre-training"): ``head_norm`` puts ``norm`` in the FPN, the box head's convs and the mask head;
+    # ``box_head_convs`` > 0 replaces the two-FC box head with N 3x3 convs + one FC (4conv1fc).
+    # Both matter when training from scratch (docs/training.md "The CPU recipe").
+    head_norm: bool = False
+    # RoI level assignment (FPN paper eq. 1): a box of side s pools from level
+    # floor(4 + log2(s / roi_canonical_scale)), clamped to the FPN's levels. torchvision's 224 is
+    # for ~800 px COCO inputs; at 128 px every box would pool from P2 (stride 4).
+    roi_canonical_scale: int = Field(default=224, ge=8)
+    box_head_convs: int = Field(default=0, ge=0)
     # small_resnet_fpn (the demo/CPU backbone): stem + 4 stage widths, basic blocks per stage
     backbone_widths: tuple[int, int, int, int, int] = (32, 48, 64, 96, 128)
     backbone_blocks: int = Field(default=1, ge=0)

@@ -19,13 +19,14 @@ from torchvision.models import mobilenet_v3_large, resnet50
 from torchvision.models.detection import FCOS, FasterRCNN, MaskRCNN, RetinaNet
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP6P7
 
 from cvray.models.config import ModelConfig
 from cvray.models.cpu_backbone import SmallResNet
+from cvray.models.roi_align import FastMultiScaleRoIAlign
 from cvray.models.semantic import SemanticSegmenter
 from cvray.models.weights import load_into
 
@@ -56,8 +57,8 @@ def norm_layer(cfg: ModelConfig) -> Callable[[int], nn.Module]:
     return {"bn": nn.BatchNorm2d, "frozen_bn": FrozenBatchNorm2d, "gn": _group_norm}[norm]
 
 
-def _resnet_style_fpn(body: nn.Module, stage_channels: list[int], C: int,
-                      one_stage: bool) -> tuple[BackboneWithFPN, list[int]]:
+def _resnet_style_fpn(body: nn.Module, stage_channels: list[int], C: int, one_stage: bool,
+                      fpn_norm: Callable[[int], nn.Module] | None = None) -> tuple[BackboneWithFPN, list[int]]:
     """FPN over ``layer1..layer4`` (strides 4-32) of a ResNet-style body: C2-C5 + max-pool level
     for two-stage detectors, C3-C5 + P6/P7 for one-stage ones (torchvision's layouts)."""
     returned = [2, 3, 4] if one_stage else [1, 2, 3, 4]
@@ -65,7 +66,7 @@ def _resnet_style_fpn(body: nn.Module, stage_channels: list[int], C: int,
     in_ch = [stage_channels[k - 1] for k in returned]
     extra = LastLevelP6P7(C, C) if one_stage else LastLevelMaxPool()
     strides = [2 ** (k + 1) for k in returned] + ([64, 128] if one_stage else [64])
-    return BackboneWithFPN(body, layers, in_ch, C, extra_blocks=extra), strides
+    return BackboneWithFPN(body, layers, in_ch, C, extra_blocks=extra, norm_layer=fpn_norm), strides
 
 
 def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFPN, list[int]]:
@@ -73,6 +74,7 @@ def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFP
     pretrained = cfg.weights_backbone is not None
     norm = norm_layer(cfg)
     C = cfg.fpn_channels
+    fpn_norm = norm if cfg.head_norm else None
     if cfg.backbone == "resnet50_fpn":
         body = resnet50(weights=None, norm_layer=norm)
         if pretrained:
@@ -80,7 +82,7 @@ def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFP
         n = cfg.trainable_backbone_layers if cfg.trainable_backbone_layers is not None else (3 if pretrained else 5)
         keep = _RESNET_STAGES[::-1][: min(n, 5)]
         _freeze(body, lambda name: any(name.startswith(s) for s in keep) or (n == 5 and name.startswith("bn1")))
-        return _resnet_style_fpn(body, [256 * 2 ** (k - 1) for k in (1, 2, 3, 4)], C, one_stage)
+        return _resnet_style_fpn(body, [256 * 2 ** (k - 1) for k in (1, 2, 3, 4)], C, one_stage, fpn_norm)
     if cfg.backbone == "mobilenet_v3_large_fpn":
         net = mobilenet_v3_large(weights=None, norm_layer=norm)
         if pretrained:
@@ -96,10 +98,10 @@ def build_backbone(cfg: ModelConfig, *, one_stage: bool) -> tuple[BackboneWithFP
         in_ch = [feats[stages[k]].out_channels for k in returned]
         extra = LastLevelP6P7(C, C) if one_stage else LastLevelMaxPool()
         strides = [16, 32] + ([64, 128] if one_stage else [64])
-        return BackboneWithFPN(feats, layers, in_ch, C, extra_blocks=extra), strides
+        return BackboneWithFPN(feats, layers, in_ch, C, extra_blocks=extra, norm_layer=fpn_norm), strides
     if cfg.backbone == "small_resnet_fpn":
         body = SmallResNet(tuple(cfg.backbone_widths), cfg.backbone_blocks, norm=norm)
-        return _resnet_style_fpn(body, body.out_channels_list, C, one_stage)
+        return _resnet_style_fpn(body, body.out_channels_list, C, one_stage, fpn_norm)
     raise ValueError(f"model.backbone={cfg.backbone} is not a detection (FPN) backbone")
 
 
@@ -132,14 +134,23 @@ def _build_detector(cfg: ModelConfig) -> nn.Module:
     backbone, strides = build_backbone(cfg, one_stage=one_stage)
     C = backbone.out_channels
     if cfg.arch in ("fasterrcnn", "maskrcnn"):
-        box_head = TwoMLPHead(C * 7 * 7, cfg.box_head_dim)
+        head_norm = norm_layer(cfg) if cfg.head_norm else None
+        if cfg.box_head_convs:
+            box_head = FastRCNNConvFCHead((C, 7, 7), [C] * cfg.box_head_convs, [cfg.box_head_dim],
+                                          norm_layer=head_norm)
+        else:
+            box_head = TwoMLPHead(C * 7 * 7, cfg.box_head_dim)
         box_pred = FastRCNNPredictor(cfg.box_head_dim, K)
+        levels = ["0", "1", "2", "3"]  # the FPN outputs RoIs pool from (not the max-pool level)
         kw = dict(rpn_anchor_generator=_anchors(cfg, strides, octaves=False), box_head=box_head,
-                  box_predictor=box_pred, **_rcnn_kwargs(cfg), **common)
+                  box_predictor=box_pred, **_rcnn_kwargs(cfg), **common,
+                  box_roi_pool=FastMultiScaleRoIAlign(levels, 7, 2, canonical_scale=cfg.roi_canonical_scale))
         if cfg.arch == "fasterrcnn":
             return FasterRCNN(backbone, num_classes=None, **kw)
         layers = (cfg.mask_head_dim,) * cfg.mask_head_layers
-        return MaskRCNN(backbone, num_classes=None, mask_head=MaskRCNNHeads(C, layers, 1),
+        mask_pool = FastMultiScaleRoIAlign(levels, 14, 2, canonical_scale=cfg.roi_canonical_scale)
+        return MaskRCNN(backbone, num_classes=None, mask_roi_pool=mask_pool,
+                        mask_head=MaskRCNNHeads(C, layers, 1, norm_layer=head_norm),
                         mask_predictor=MaskRCNNPredictor(cfg.mask_head_dim, cfg.mask_head_dim, K), **kw)
     kw = dict(score_thresh=cfg.box_score_thresh, detections_per_img=cfg.detections_per_img, **common)
     if cfg.arch == "retinanet":
