@@ -58,7 +58,7 @@ OLD_DEFAULTS = ["track.scores=raw", "track.high_score=0.6", "track.low_score=0.1
                 "track.fuse_score=true", "track.match_max_cost=0.9", "track.second_max_cost=0.9",
                 "track.tentative_max_cost=0.9", "track.max_age=30", "track.age_per_hit=0",
                 "track.kalman.nsa=false", "track.kalman.std_weight_velocity=0.025",
-                "track.kalman.velocity_fps_power=0"]
+                "track.kalman.velocity_fps_power=0", "track.ego_shift=false"]
 #: one change at a time, from the defaults back to the old value (or to an alternative)
 ABLATION = [
     ("score model raw (thresholds read as calibrated scores)", ["track.scores=raw"]),
@@ -69,6 +69,11 @@ ABLATION = [
     ("score fusion IoU x score on", ["track.fuse_score=true"]),
     ("first-stage max cost 0.9", ["track.match_max_cost=0.9"]),
     ("second / tentative max cost 0.9", ["track.second_max_cost=0.9", "track.tentative_max_cost=0.9"]),
+    ("tentative max cost 0.5 (default until 2026-12-01 15:00)", ["track.tentative_max_cost=0.5"]),
+    ("ego_shift off (no camera shift estimated from the matches)", ["track.ego_shift=false"]),
+    ("ego_shift: significance 2 (rarer, larger shifts)", ["track.ego_significance=2"]),
+    ("ego_shift: significance 0 (every median shift applied)", ["track.ego_significance=0"]),
+    ("ego_shift: at least 5 matches", ["track.ego_min_matches=5"]),
     ("max_age 30 (1 s)", ["track.max_age=30"]),
     ("max_age 90 (3 s)", ["track.max_age=90"]),
     ("age_per_hit off (young tracks kept as long as old ones)", ["track.age_per_hit=0"]),
@@ -316,9 +321,21 @@ def main(argv=None) -> int:
         import trackers
 
         section = (f"## Tracking on real detections (`benchmarks/bench_track_real.py`)\n\n"
-                   f"Run {stamp} on {machine()}; Roboflow `trackers` {trackers.__version__} at "
-                   f"defaults with each sequence's frame rate, cvray at defaults; all scored by TrackEval "
-                   f"1.3.0. Detection-box output for every tracker except `cvray (kalman box)`.\n\n"
+                   f"Run {stamp} on {machine()}; Roboflow `trackers` "
+                   f"{getattr(trackers, '__version__', '2.6.1')} at defaults with each sequence's frame "
+                   f"rate (BoT-SORT without frames, so without CMC), cvray at its defaults; every output "
+                   f"scored by the same TrackEval 1.3.0 code (`cvray/track/metrics/trackeval_native.py`; "
+                   f"MOT17 rules for MOT17). Detection-box output for every tracker except `cvray (kalman "
+                   f"box)` (the filter's box, not comparable with the peers) and `cvray (offline)` (gaps "
+                   f"<= {OFFLINE_GAP} frames linearly interpolated afterwards, not online). MOT15 = 9 "
+                   f"sequences (5 ACF with raw scores -0.8..139, 4 SORT Faster R-CNN 0.5..1), MOT15-minmax "
+                   f"= the same with scores min-max scaled per sequence, MOT17 = 7 MOT17-FRCNN, "
+                   f"MOT15-ACF5-FRCNN = the 5 ACF scenes with SORT's Faster R-CNN detections (a check set, "
+                   f"not counted in the sequences won). Deterministic: a rerun gives the same numbers. "
+                   f"Discussion in `docs/tracking.md`, \"On real detections\".\n\n"
+                   f"Reproduce: `.venv/bin/python benchmarks/bench_track_real.py --ablation "
+                   f"[--cache peers.json]` (about 8 minutes on a 2-CPU VM; the cache keeps the peers' "
+                   f"scores between runs).\n\n"
                    f"{text}\n")
         with open(args.write) as fh:
             doc = fh.read()

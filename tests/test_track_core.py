@@ -401,3 +401,43 @@ def test_association_log_counts_gated_pairs():
     (row,) = [r for r in tr.association_log if r["stage"] == "first"]
     assert row["matched"] and row["det_index"] == 0 and row["gated_out"] == 2   # no overlap: gated
     assert row["iou"] == pytest.approx(19 * 40 / (21 * 40))
+
+
+def _pan_scene(ego: bool, pan: float):
+    """Three wide objects and one narrow one, standing still for 5 frames, then every box moves by
+    ``pan`` pixels in x (the camera pans): the wide ones still overlap their predictions, the narrow
+    one (10 px wide) does not once the pan exceeds its width."""
+    tr = Tracker(TrackConfig(scores="raw", min_hits=1, ego_shift=ego))
+    boxes = np.array([[0, 0, 100, 200], [200, 0, 300, 200], [400, 0, 500, 200], [600, 0, 610, 40]], float)
+    for _ in range(5):
+        out = tr.update(Detections(boxes, np.full(4, 0.9)))
+    ids = out.ids.copy()
+    out = tr.update(Detections(boxes + [pan, 0, pan, 0], np.full(4, 0.9)))
+    return tr, ids, out
+
+
+def test_ego_shift_recovers_a_track_the_pan_moved_off_its_prediction():
+    """ego_shift: the three wide objects' matches agree on a 15 px shift (MAD 0: significant), so
+    the unmatched narrow track is moved by it and re-found with its id; without it the narrow
+    object starts a new track (confirmed at once, min_hits 1) and its old track is lost."""
+    _, ids, out = _pan_scene(True, 15.0)
+    assert sorted(out.ids.tolist()) == sorted(ids.tolist())
+    tr, ids, out = _pan_scene(False, 15.0)
+    assert len(set(out.ids.tolist()) - set(ids.tolist())) == 1 and len(tr.tracks) == 5
+
+
+def test_ego_shift_leaves_tracks_alone_without_a_coherent_shift():
+    """Matches that disagree (innovations -10, +1, +12 px: median 1, MAD 11) are not a camera
+    shift: the unmatched track stays on its prediction; with ego_significance=0 every median
+    shift is applied and it moves by the 1 px median."""
+    moved = []
+    for sig in (1.0, 0.0):
+        tr = Tracker(TrackConfig(scores="raw", min_hits=1, ego_significance=sig))
+        boxes = np.array([[0, 0, 100, 200], [200, 0, 300, 200], [400, 0, 500, 200], [600, 0, 610, 40]], float)
+        for _ in range(5):
+            tr.update(Detections(boxes, np.full(4, 0.9)))
+        before = tr.kf.predict_state(tr.tracks.kf_state)[3, :2].copy()
+        tr.update(Detections(boxes[:3] + [[-10, 0, -10, 0], [1, 0, 1, 0], [12, 0, 12, 0]], np.full(3, 0.9)))
+        moved.append(tr.tracks.kf_state[3, :2] - before)
+    np.testing.assert_allclose(moved[0], [0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(moved[1], [1.0, 0.0], atol=1e-9)

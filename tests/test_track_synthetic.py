@@ -6,7 +6,8 @@ occlude each other, leave the view and come back. Numbers measured when this tes
 two-stage HOTA 51.2 / IDF1 64.8 / MOTA 49.9, single-stage HOTA 42.1 / IDF1 57.4 / MOTA 39.8
 (with ``min_hits=3``, the default before 2026-11-27: 49.3 / 62.8 / 46.6 and 40.7 / 55.6 / 37.6).
 With the defaults of 2026-12-01 (scores read by rank, frame-rate scaled Kalman, tuned on real
-MOTChallenge detections, docs/tracking.md): 51.5 / 66.4 / 50.9 and 43.7 / 59.5 / 42.0.
+MOTChallenge detections, docs/tracking.md): 51.5 / 66.4 / 50.9 and 43.7 / 59.5 / 42.0; with the
+ego shift and tentative max cost 0.7 (2026-12-01 15:00): 52.5 / 67.3 / 52.4 and 44.2 / 60.3 / 42.9.
 """
 from __future__ import annotations
 
