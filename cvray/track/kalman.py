@@ -30,6 +30,9 @@ _WH4 = np.array([2, 3, 2, 3])
 _GAIN_BLOCKS = np.array([0, 1, 0, 0, 1])                       # k_p, k_v, k_p, k_p, k_v
 # columns (position, position, pp, pv, pv) of the axis filter's packed state
 _V_TERMS = np.r_[0:_NDIM, 0:_NDIM, 2 * _NDIM:4 * _NDIM, 3 * _NDIM:4 * _NDIM]
+_V_TERMS2 = _V_TERMS.reshape(5, _NDIM)
+# columns (pp, pv, pp, pp, pv): the gains' numerators, block by block (_GAIN_BLOCKS of (pp, pv))
+_G_TERMS = (2 * _NDIM + _NDIM * _GAIN_BLOCKS[:, None] + np.arange(_NDIM)[None, :])
 
 
 # both box conversions are linear maps of the 4-vector: one matrix product each
@@ -222,16 +225,20 @@ class AxisKalmanFilter(KalmanFilter):
         ``pp' = pp (1 - k_p)``, ``pv' = pv (1 - k_p)``, ``vv' = vv - k_v pv``."""
         # state' = state - G * V with, per block of 4, G = (k_p, k_v, k_p, k_p, k_v) and
         # V = (-innovation, -innovation, pp, pv, pv): every term of the update in one product
+        # (G and V gathered by one ``take`` each: few numpy calls for a handful of tracks)
         n = _NDIM
         z = np.asarray(measurement, dtype=np.float64).reshape(-1, n)
         m = len(state)
-        s = self._innovation_var(state, r_scale)
-        gain = state[:, 2 * n:4 * n].reshape(m, 2, n) / s[:, None, :]     # (k_p, k_v)
-        g = gain[:, _GAIN_BLOCKS].reshape(m, 5 * n)
-        v = state[:, _V_TERMS]                                             # (x, x, pp, pv, pv)
-        v2 = v[:, :2 * n].reshape(m, 2, n)
-        v2 -= z[:, None, :]                                                # x - z = -innovation
+        r = np.square(state[:, 2:4]) @ self._R
+        if r_scale is not None:
+            r *= np.asarray(r_scale)[:, None]
+        s = state[:, 2 * n:3 * n] + r                                      # innovation variance
+        g = state.take(_G_TERMS, axis=1)                                   # (pp, pv, pp, pp, pv)
+        g /= s[:, None, :]                                                 # (k_p, k_v, k_p, k_p, k_v)
+        v = state.take(_V_TERMS2, axis=1)                                  # (x, x, pp, pv, pv)
+        v[:, :2] -= z[:, None, :]                                          # x - z = -innovation
         g *= v
+        g = g.reshape(m, 5 * n)
         np.subtract(state, g, out=g)
         return g
 

@@ -10,18 +10,51 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["box_iou", "buffer_boxes", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score", "iou_distance",
+__all__ = ["box_area", "box_iou", "buffer_boxes", "centre_gate", "cosine_distance", "fuse_cost", "fuse_score", "iou_distance",
            "linear_assignment", "min_fuse_cost", "solve", "solve_similarity"]
 
 _EMPTY = np.zeros(0, np.int64)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a), len(b)) of xyxy boxes (0 where the union is empty)."""
+_TINY = np.finfo(np.float64).tiny
+#: :func:`_solve_gain` tries its no-conflict fast path on matrices up to this size (larger ones
+#: mostly have competing pairs, and the check would cost more than it saves)
+_FAST_MAX = 1024
+#: box_iou computes x and y in the same calls up to this many pairs (strided (N, M, 2) arrays are
+#: slower per element, so crowded frames go column by column)
+_XY_TOGETHER_MAX = 256
+
+
+def box_area(b: np.ndarray) -> np.ndarray:
+    """Areas (N,) of xyxy boxes, ``max(x2 - x1, 0) * max(y2 - y1, 0)`` (what :func:`box_iou`
+    uses; pass it as ``area_b`` when the same boxes meet several box sets)."""
+    bt = np.asarray(b, dtype=np.float64).reshape(-1, 4).T
+    wh = bt[2:] - bt[:2]
+    np.maximum(wh, 0.0, out=wh)
+    return wh[0] * wh[1]
+
+
+def box_iou(a: np.ndarray, b: np.ndarray, area_b: np.ndarray | None = None) -> np.ndarray:
+    """IoU matrix (len(a), len(b)) of xyxy boxes (0 where the union is empty); ``area_b``:
+    :func:`box_area` of ``b`` when already known (one frame's detections meet several box sets)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
+    if len(a) * len(b) <= _XY_TOGETHER_MAX:
+        # a handful of boxes: x and y through each call together (N, M, 2), fewer calls (each
+        # costs about a microsecond here); the same operations on each pair, so the same numbers
+        hi = np.minimum(a[:, None, 2:], b[:, 2:])
+        hi -= np.maximum(a[:, None, :2], b[:, :2])
+        np.maximum(hi, 0.0, out=hi)
+        inter = hi[..., 0] * hi[..., 1]
+        wh = a[:, 2:] - a[:, :2]
+        np.maximum(wh, 0.0, out=wh)
+        union = (wh[:, 0] * wh[:, 1])[:, None] + (box_area(b) if area_b is None else area_b)
+        union -= inter
+        np.maximum(union, _TINY, out=union)
+        inter /= union
+        return inter
     # few temporaries, in place: this is the hot loop of a crowded frame
     iw = np.minimum(a[:, 2:3], b[:, 2])
     iw -= np.maximum(a[:, 0:1], b[:, 0])
@@ -30,11 +63,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ih -= np.maximum(a[:, 1:2], b[:, 1])
     np.maximum(ih, 0.0, out=ih)
     iw *= ih                                                   # intersection
-    area_a = np.maximum(a[:, 2] - a[:, 0], 0.0) * np.maximum(a[:, 3] - a[:, 1], 0.0)
-    area_b = np.maximum(b[:, 2] - b[:, 0], 0.0) * np.maximum(b[:, 3] - b[:, 1], 0.0)
-    union = area_a[:, None] + area_b
+    at = a.T
+    wh = at[2:] - at[:2]
+    np.maximum(wh, 0.0, out=wh)
+    union = (wh[0] * wh[1])[:, None] + (box_area(b) if area_b is None else area_b)
     union -= iw
-    np.maximum(union, np.finfo(np.float64).tiny, out=union)   # empty union: IoU 0 (iw is 0 there)
+    np.maximum(union, _TINY, out=union)                        # empty union: IoU 0 (iw is 0 there)
     iw /= union
     return iw
 
@@ -116,6 +150,18 @@ def _solve_gain(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Best matching over pairs with ``gain >= 0`` (negative or NaN gain: never matched)."""
     if gain.shape[0] == 0 or gain.shape[1] == 0:
         return _EMPTY, _EMPTY
+    # Fast path (most frames): the pairs with positive gain share no row and no column. Then
+    # every maximum-gain assignment contains all of them and nothing else of positive gain, so
+    # they are the answer -- the pairs scipy returns, in its order (rows ascending). Not taken
+    # when a pair has gain exactly 0 (kept or not at scipy's discretion) or rows/columns compete.
+    if gain.size <= _FAST_MAX:
+        rows, cols = (gain > 0.0).nonzero()
+        k = len(rows)
+        if k == np.count_nonzero(gain >= 0.0):
+            if k <= 1:
+                return rows, cols
+            if len(set(rows.tolist())) == k and len(set(cols.tolist())) == k:
+                return rows, cols
     rows, cols = linear_sum_assignment(np.fmax(gain, 0.0), maximize=True)
     keep = gain[rows, cols] >= 0.0
     return rows[keep], cols[keep]

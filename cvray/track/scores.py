@@ -61,6 +61,7 @@ class ScoreModel:
     def reset(self) -> None:
         self._ref = np.zeros(0)          # sorted reference scores
         self.fitted = False              # True: reference from the whole sequence (frozen)
+        self._step: float | None = None
 
     def fit(self, scores: np.ndarray) -> "ScoreModel":
         """Take the whole sequence's scores as the reference distribution (frozen)."""
@@ -68,6 +69,8 @@ class ScoreModel:
         check_scores(s)
         self._ref = np.unique(s) if self.mode == "rank" else np.sort(s)
         self.fitted = True
+        # __call__'s per-frame shortcut: the rank fraction's factor (transform's numbers)
+        self._step = 1.0 / len(self._ref) if self.mode in ("rank", "quantile") and len(self._ref) else None
         return self
 
     def partial_fit(self, scores: np.ndarray) -> None:
@@ -90,7 +93,7 @@ class ScoreModel:
         if n == 0:
             return np.ones_like(scores, dtype=np.float64)
         if self.mode in ("rank", "quantile"):
-            return np.searchsorted(ref, scores, side="right") * (1.0 / n)
+            return ref.searchsorted(scores, side="right") * (1.0 / n)     # (the method: no dispatch layer)
         lo, span = ref[0], ref[-1] - ref[0]
         if span <= 0:
             return np.ones_like(scores, dtype=np.float64)
@@ -100,4 +103,6 @@ class ScoreModel:
         """One frame of a stream or a fitted sequence: update the reference if streaming, map."""
         if not self.fitted:
             self.partial_fit(scores)
+        elif self._step is not None and len(scores):
+            return self._ref.searchsorted(scores, side="right") * self._step    # = transform(scores)
         return self.transform(scores)

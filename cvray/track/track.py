@@ -116,14 +116,13 @@ class TrackSet:
         n = len(info)
         if n == 0:
             return None
-        matched = np.zeros(n, bool)
-        matched[matched_rows] = True
-        info[:, HITS] += matched
+        matched = np.zeros(n, np.uint8)                  # 0/1 integers (a bool array would act as a mask)
+        matched[matched_rows] = 1
+        hits = info[:, HITS]
+        hits += matched
         info[matched_rows, SINCE] = 0
-        # (boolean index arrays would act as masks: view them as 0/1 integers)
-        new = _NEXT[info[:, STATE], matched.view(np.uint8), (info[:, HITS] >= min_hits).view(np.uint8),
-                    (info[:, SINCE] > (max_age if age_per_hit <= 0
-                                       else np.minimum(max_age, age_per_hit * info[:, HITS]))).view(np.uint8)]
+        cap = max_age if age_per_hit <= 0 else np.minimum(max_age, age_per_hit * hits)
+        new = _NEXT[info[:, STATE], matched, (hits >= min_hits).view(np.uint8), (info[:, SINCE] > cap).view(np.uint8)]
         info[:, STATE] = new
         # a lost track coasts at constant position velocity but stops growing (ByteTrack zeroes
         # the size velocity of lost tracks before each prediction; once is the same: the
@@ -134,8 +133,9 @@ class TrackSet:
         keep = new != DELETED
         if np.count_nonzero(keep) == n:
             return None
-        self.info, self.kf_state, self.score = info[keep], self.kf_state[keep], self.score[keep]
-        self.obs, self.kf_last = self.obs[keep], self.kf_last[keep]
+        self.info, self.kf_state, self.score = (info.compress(keep, axis=0), self.kf_state.compress(keep, axis=0),
+                                                self.score[keep])
+        self.obs, self.kf_last = self.obs.compress(keep, axis=0), self.kf_last.compress(keep, axis=0)
         if self.embedding is not None:
             self.embedding, self.has_embedding = self.embedding[keep], self.has_embedding[keep]
         return keep
@@ -156,4 +156,6 @@ class TrackSet:
 
     def xyxy(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """Current (predicted or corrected) boxes, xyxy."""
-        return cxcywh_to_xyxy(self.kf_state[idx, :4])
+        if isinstance(idx, slice):
+            return cxcywh_to_xyxy(self.kf_state[idx, :4])
+        return cxcywh_to_xyxy(self.kf_state[:, :4].take(idx, axis=0))   # (take: cheaper than a fancy index)

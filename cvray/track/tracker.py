@@ -32,9 +32,16 @@ log = logging.getLogger(__name__)
 _EMPTY = np.zeros(0, np.int64)
 _STATE_ARR = np.array(STATE_NAMES, dtype=object)
 _SINCE_STEP = np.eye(6, dtype=np.int64)[SINCE]          # + 1 frame since the last match
-#: xyxy box difference -> centre difference (cx, cy); (dx, dy) -> the same shift of x1, y1, x2, y2
+#: xyxy box difference -> centre difference (cx, cy)
 _CENTRE_DIFF = np.array([[0.5, 0.0], [0.0, 0.5], [0.5, 0.0], [0.0, 0.5]])
-_SHIFT_XYXY = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]])
+#: ego_shift: medians on Python floats up to this many matches (cheaper than numpy calls), numpy above
+_EGO_PY_MAX = 40
+#: frames with at most this many (track, detection) pairs finish the stages after an ego shift on their
+#: candidate pairs in Python (Tracker._after_shift_small); larger ones on the matrices (numpy calls cost
+#: less per pair there). At most matching._FAST_MAX, so that every stage's sub-matrix would take the
+#: solver's fast path in the dense path too.
+_SMALL_MAX = 1024
+_TINY = np.finfo(np.float64).tiny
 
 #: ``extractor(image, boxes_xyxy) -> (N, D)`` L2-normalised embeddings
 Extractor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -64,6 +71,12 @@ class Tracker:
         # the default association when no appearance is in play: IoU gate, no class gate, no log
         self._plain = (self.cfg.gating == "iou" and not self.cfg.per_class
                        and not self.cfg.log_associations)
+        # ... and every stage on plain IoU (no score fusion, buffer, OC-SORT stages, pixels): a small
+        # frame may then finish its stages after an ego shift on candidate pairs (_after_shift_small)
+        c = self.cfg
+        self._small_ok = (self._plain and not c.fuse_score and c.iou_buffer == 0 and not c.ocr and not c.oru
+                          and cmc is None and extractor is None
+                          and max(c.match_max_cost, c.second_max_cost, c.tentative_max_cost) < 1.0)
         self.reset()
 
     def reset(self) -> None:
@@ -94,14 +107,21 @@ class Tracker:
         if len(trk) == 0 or len(det_idx) == 0:
             return _EMPTY, _EMPTY
         cfg = self.cfg
-        sim = (sim_all if fuse_score else iou_all)[trk][:, det_idx]
         app_on = (use_appearance and dets.embeddings is not None and cfg.appearance.weight > 0
                   and self.tracks.embedding is not None)
         if self._plain and max_cost < 1.0 and not app_on:
             # IoU alone (no embeddings), IoU gate: a pair without overlap has cost 1 > max_cost
-            # already, so the matching is on the similarity directly (valid: sim >= 1 - max_cost)
+            # already, so the matching is on the similarity directly (valid: sim >= 1 - max_cost).
+            # All rows (columns) taking part, as in most first stages: no gather, indices as is.
+            sim = sim_all if fuse_score else iou_all
+            all_r, all_c = len(trk) == sim.shape[0], len(det_idx) == sim.shape[1]
+            if not all_r:
+                sim = sim.take(trk, axis=0)        # (take: a third of a fancy index's cost)
+            if not all_c:
+                sim = sim.take(det_idx, axis=1)
             r, c = matching.solve_similarity(sim, 1.0 - max_cost)
-            return trk[r], det_idx[c]
+            return (r if all_r else trk[r]), (c if all_c else det_idx[c])
+        sim = (sim_all if fuse_score else iou_all)[trk][:, det_idx]
         cost = 1.0 - sim
         iou = iou_all[trk][:, det_idx] if fuse_score else sim
         app = None
@@ -177,19 +197,73 @@ class Tracker:
             if n_old:
                 T.kf_state = kf.pack(*self.cmc.apply(warp, *kf.unpack(T.kf_state)))
         prior = T.xyxy()
+        # Step 2: split detections by score (BYTE): high ones drive the first association,
+        # low ones (often occluded objects) only extend existing tracks in the second.
+        high = scores >= cfg.high_score
+        tentative = state == TENTATIVE
+        det_area = None
         if cfg.iou_buffer > 0:
             # C-BIoU (Yang et al. 2023): both boxes widened by iou_buffer of their size on each
             # side, so a fast object still overlaps its prediction
             iou_all = matching.box_iou(matching.buffer_boxes(prior, cfg.iou_buffer),
                                        matching.buffer_boxes(boxes, cfg.iou_buffer))
         else:
-            iou_all = matching.box_iou(prior, boxes)
+            det_area = matching.box_area(boxes)          # kept for the ego-shift recompute
+            iou_all = matching.box_iou(prior, boxes, det_area)
         sim_all = iou_all * scores if cfg.fuse_score else iou_all
+        rows, cols, new, prior, hr, hc = self._associate_dense(
+            iou_all, sim_all, prior, boxes, scores, high, tentative, state, det_area, dets)
 
-        # Step 2: split detections by score (BYTE): high ones drive the first association,
-        # low ones (often occluded objects) only extend existing tracks in the second.
-        high = scores >= cfg.high_score
-        tentative = state == TENTATIVE
+        # Step 6: Kalman update of every matched track with its detection (stages are disjoint,
+        # so one batched update equals updating after each stage); gallery EMA from high-score
+        # matches only; then the lifecycle of all tracks (confirm, lose, delete after max_age
+        # frames lost, scaled by frame rate).
+        det_of = np.empty(n_old, np.int64)
+        det_of.fill(-1)
+        if len(rows):
+            z = xyxy_to_cxcywh(boxes.take(cols, axis=0))
+            # NSA Kalman (Du et al. 2023): measurement noise scaled by (1 - confidence)
+            r_scale = (np.maximum(1.0 - scores[cols], cfg.kalman.nsa_floor)
+                       if cfg.kalman.nsa else None)
+            new_state = kf.update_state(T.kf_state.take(rows, axis=0), z, r_scale)
+            if cfg.oru:
+                gap = info[rows, SINCE]
+                back = (gap > 1).nonzero()[0]
+                if len(back):
+                    new_state[back] = self._reupdate(T.kf_last[rows[back]], T.obs[rows[back]], z[back],
+                                                     gap[back])
+                T.kf_last[rows] = new_state
+            T.kf_state[rows] = new_state
+            T.obs[rows] = z
+            T.score[rows] = dets.scores[cols]
+            det_of[rows] = cols
+            if dets.embeddings is not None:
+                T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
+        keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
+                      freeze_lost=cfg.freeze_lost)
+        if keep is not None:
+            det_of, prior = det_of[keep], prior.compress(keep, axis=0)
+
+        # Step 7: start tracks from unmatched confident detections (confirmed at once on the
+        # first frame, as ByteTrack does, else tentative).
+        if len(new):
+            n_kept = len(T)
+            z_new = xyxy_to_cxcywh(boxes.take(new, axis=0))
+            T.add(kf.initiate_state(z_new), dets.scores[new], dets.classes[new],
+                  self.frame, confirmed=(self.frame == 1 or cfg.min_hits <= 1
+                                         or (cfg.confirm_score is not None
+                                             and scores[new] >= cfg.confirm_score)),
+                  embedding=None if dets.embeddings is None else dets.embeddings[new], obs=z_new)
+            det_of = np.concatenate([det_of, new])
+            prior = np.concatenate([prior, T.xyxy(slice(n_kept, None))])
+        return self._output(det_of, prior, boxes)
+
+    def _associate_dense(self, iou_all, sim_all, prior, boxes, scores, high, tentative, state, det_area, dets):
+        """Steps 3-5 on the IoU / similarity matrices (any configuration). Returns the matched
+        track rows and detection indices of all stages, the detections starting tracks, the
+        prior boxes (moved by ego_shift) and the high-score pairs (gallery update)."""
+        cfg, T = self.cfg, self.tracks
+        n_old = len(T)
 
         # Step 3: first association -- confirmed and lost tracks vs high-score detections,
         # IoU (score-fused) blended with appearance, gated, no match above match_max_cost.
@@ -203,8 +277,16 @@ class Tracker:
         # this frame's prior box) and the confirmed/lost ones among them try the leftover high
         # detections again before the later stages.
         if cfg.ego_shift and len(r1) >= cfg.ego_min_matches and n_old > len(r1):
-            r1, c1, prior, iou_all, sim_all = self._ego_shift(r1, c1, prior, iou_all, boxes, scores, high,
-                                                              tentative, dets)
+            shift = self._ego_estimate(r1, c1, prior, boxes)
+            if shift is not None:
+                if (self._small_ok and n_old * len(boxes) <= _SMALL_MAX and dets.embeddings is None
+                        and T.embedding is None):
+                    # a small frame: the moved tracks' few candidate pairs, in Python (same matches)
+                    rows, cols, new = self._after_shift_small(r1, c1, shift, prior, boxes, scores, high,
+                                                              tentative, state)
+                    return rows, cols, new, prior, None, None
+                r1, c1, prior, iou_all, sim_all = self._ego_shift(r1, c1, shift, prior, boxes, scores, high,
+                                                                  tentative, dets, det_area)
 
         # Step 4: second association -- tracks still unmatched that were tracked in the previous
         # frame (and lost ones with second_includes_lost) vs low-score detections, IoU only
@@ -246,87 +328,160 @@ class Tracker:
                                      use_appearance=True, fuse_score=cfg.fuse_score)
             det_free[c3] = False
 
-        # Step 6: Kalman update of every matched track with its detection (stages are disjoint,
-        # so one batched update equals updating after each stage); gallery EMA from high-score
-        # matches only; then the lifecycle of all tracks (confirm, lose, delete after max_age
-        # frames lost, scaled by frame rate).
         rows = np.concatenate([r1, r2, r3])
         cols = np.concatenate([c1, c2, c3])
-        det_of = np.empty(n_old, np.int64)
-        det_of.fill(-1)
-        if len(rows):
-            z = xyxy_to_cxcywh(boxes[cols])
-            # NSA Kalman (Du et al. 2023): measurement noise scaled by (1 - confidence)
-            r_scale = (np.maximum(1.0 - scores[cols], cfg.kalman.nsa_floor)
-                       if cfg.kalman.nsa else None)
-            new_state = kf.update_state(T.kf_state[rows], z, r_scale)
-            if cfg.oru:
-                gap = info[rows, SINCE]
-                back = (gap > 1).nonzero()[0]
-                if len(back):
-                    new_state[back] = self._reupdate(T.kf_last[rows[back]], T.obs[rows[back]], z[back],
-                                                     gap[back])
-                T.kf_last[rows] = new_state
-            T.kf_state[rows] = new_state
-            T.obs[rows] = z
-            T.score[rows] = dets.scores[cols]
-            det_of[rows] = cols
-            if dets.embeddings is not None:
-                hr, hc = np.concatenate([r1, r3]), np.concatenate([c1, c3])
-                T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
-        keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
-                      freeze_lost=cfg.freeze_lost)
-        if keep is not None:
-            det_of, prior = det_of[keep], prior[keep]
-
-        # Step 7: start tracks from unmatched confident detections (confirmed at once on the
-        # first frame, as ByteTrack does, else tentative).
         new = (det_free & (scores >= cfg.new_track_score)).nonzero()[0]
-        if len(new):
-            n_kept = len(T)
-            z_new = xyxy_to_cxcywh(boxes[new])
-            T.add(kf.initiate_state(z_new), dets.scores[new], dets.classes[new],
-                  self.frame, confirmed=(self.frame == 1 or cfg.min_hits <= 1
-                                         or (cfg.confirm_score is not None
-                                             and scores[new] >= cfg.confirm_score)),
-                  embedding=None if dets.embeddings is None else dets.embeddings[new], obs=z_new)
-            det_of = np.concatenate([det_of, new])
-            prior = np.concatenate([prior, T.xyxy(slice(n_kept, None))])
-        return self._output(det_of, prior, boxes)
+        if dets.embeddings is None:
+            return rows, cols, new, prior, None, None
+        return rows, cols, new, prior, np.concatenate([r1, r3]), np.concatenate([c1, c3])
 
-    def _ego_shift(self, r1, c1, prior, iou_all, boxes, scores, high, tentative, dets):
-        """Step 3b: estimate the frame's global image shift from the first stage's matches (median
-        of detection centre minus predicted centre, per axis, kept where it exceeds
-        ``ego_significance`` robust standard errors), move the unmatched tracks by it and match the
+    def _after_shift_small(self, r1, c1, shift, prior, boxes, scores, high, tentative, state):
+        """Steps 3b (with a significant ``shift``) to 5 of a small frame with plain IoU stages, on
+        candidate pairs in Python; returns ``(rows, cols, new)`` as :meth:`_associate_dense`.
+
+        After the shift every stage left involves only moved tracks (the unmatched ones), whose
+        IoU the dense path recomputes as a whole matrix. A handful of moved tracks have a handful
+        of overlapping pairs: their IoU is :func:`matching.box_iou`'s formula on Python floats (the
+        same IEEE operations in the same order, so the same numbers; a NaN box gives NaN there and
+        here, and a NaN or left-out pair is never valid nor competing in any stage), and each
+        stage's matching is decided on those pairs. numpy solves an assignment only where the dense
+        path has a real one: when, within a stage, two valid pairs share a track or a detection
+        (or a gain is exactly 0), the stage's sub-matrix is computed and solved exactly as the
+        dense path would; with no competing pairs the valid pairs are what that solver returns
+        (its fast path), in its order."""
+        cfg = self.cfg
+        n_old, n_det = len(prior), len(boxes)
+        p1 = list(zip(r1.tolist(), c1.tolist()))
+        used_r, used_c = set(r1.tolist()), set(c1.tolist())
+        um = [i for i in range(n_old) if i not in used_r]
+        self._ego_move(np.array(um, np.int64), shift, prior)
+        free_cols = [j for j in range(n_det) if j not in used_c]
+        cand: dict[int, list] = {}
+        if free_cols:
+            pl = dict(zip(um, prior.take(um, axis=0).tolist()))
+            bl = boxes.tolist()
+            self._pair_ious(cand, [r for r in um for _ in free_cols], free_cols * len(um), pl, bl)
+        high_l, tent_l = high.tolist(), tentative.tolist()
+        high_set = {j for j in range(n_det) if high_l[j]}
+        match = self._match_small
+        # Step 3b: the moved confirmed/lost tracks vs the high detections left over
+        pa = match(cand, [i for i in um if not tent_l[i]], high_set - used_c, 1.0 - cfg.match_max_cost,
+                   prior, boxes)
+        if pa:
+            p1 = p1 + pa
+            used_r.update(r for r, _ in pa)
+            used_c.update(c for _, c in pa)
+        scores_l = scores.tolist()
+        # Step 4: tracks still unmatched vs low detections
+        p2: list = []
+        if cfg.two_stage and n_old > len(p1):
+            low = {j for j in range(n_det) if not high_l[j] and scores_l[j] >= cfg.low_score}
+            if low:
+                if cfg.second_includes_lost:
+                    free = [i for i in um if not tent_l[i] and i not in used_r]
+                else:
+                    st = state.tolist()
+                    free = [i for i in um if st[i] == CONFIRMED and i not in used_r]
+                p2 = match(cand, free, low, 1.0 - cfg.second_max_cost, prior, boxes)
+        # Step 5: tentative tracks vs the high detections left over
+        p3: list = []
+        tent = [i for i in range(n_old) if tent_l[i]]
+        if tent:
+            p3 = match(cand, tent, high_set - used_c, 1.0 - cfg.tentative_max_cost, prior, boxes)
+            used_c.update(c for _, c in p3)
+        pairs = p1 + p2 + p3
+        rows = np.array([r for r, _ in pairs], np.int64)
+        cols = np.array([c for _, c in pairs], np.int64)
+        nts = cfg.new_track_score
+        new = np.array([j for j in sorted(high_set - used_c) if scores_l[j] >= nts], np.int64)
+        return rows, cols, new
+
+    @staticmethod
+    def _pair_ious(cand, rr, cc, pl, bl) -> None:
+        """Set ``cand[row]`` to the ``(col, IoU)`` of the pairs ``(rr[k], cc[k])`` with IoU != 0 (rows
+        in order): box_iou's operations on Python floats (``pl[row]``, ``bl[col]``: xyxy lists)."""
+        tiny = _TINY
+        a_area: dict = {}
+        b_area: dict = {}
+        for r, c in zip(rr, cc):
+            ax1, ay1, ax2, ay2 = pl[r]
+            bx1, by1, bx2, by2 = bl[c]
+            iw = min(ax2, bx2) - max(ax1, bx1)
+            if not iw > 0.0:
+                continue
+            ih = min(ay2, by2) - max(ay1, by1)
+            if not ih > 0.0:
+                continue
+            aa = a_area.get(r)
+            if aa is None:
+                aa = a_area[r] = max(ax2 - ax1, 0.0) * max(ay2 - ay1, 0.0)
+            ab = b_area.get(c)
+            if ab is None:
+                ab = b_area[c] = max(bx2 - bx1, 0.0) * max(by2 - by1, 0.0)
+            inter = iw * ih
+            union = (aa + ab) - inter
+            v = inter / (tiny if union < tiny else union)
+            if v != 0.0:
+                lst = cand.get(r)
+                if lst is None:
+                    cand[r] = [(c, v)]
+                else:
+                    lst.append((c, v))
+
+    @staticmethod
+    def _match_small(cand, rows, cols, min_sim, prior, boxes) -> list:
+        """One plain IoU stage on candidate pairs: ``rows`` (ascending track rows) vs the detection
+        set ``cols``, gain ``IoU - min_sim``; see :meth:`_after_shift_small`."""
+        if not rows or not cols:
+            return []
+        pairs, seen = [], set()
+        for r in rows:
+            lst = cand.get(r)
+            if not lst:
+                continue
+            hit = -1
+            for c, v in lst:
+                if c in cols:
+                    g = v - min_sim
+                    if g > 0.0:
+                        if hit >= 0 or c in seen:
+                            return Tracker._match_dense(rows, cols, min_sim, prior, boxes)
+                        hit = c
+                    elif g == 0.0:
+                        return Tracker._match_dense(rows, cols, min_sim, prior, boxes)
+            if hit >= 0:
+                pairs.append((r, hit))
+                seen.add(hit)
+        return pairs
+
+    @staticmethod
+    def _match_dense(rows, cols, min_sim, prior, boxes) -> list:
+        """The stage as the dense path solves it: its IoU sub-matrix (the same numbers as the
+        frame's matrix: IoU is computed pair by pair), one assignment."""
+        r_idx, c_idx = np.array(rows, np.int64), np.array(sorted(cols), np.int64)
+        sim = matching.box_iou(prior.take(r_idx, axis=0), boxes.take(c_idx, axis=0))
+        r, c = matching.solve_similarity(sim, min_sim)
+        return list(zip(r_idx[r].tolist(), c_idx[c].tolist()))
+
+    def _ego_shift(self, r1, c1, shift, prior, boxes, scores, high, tentative, dets, det_area=None):
+        """Step 3b with a significant ``shift`` (:meth:`_ego_estimate`: the frame's global image
+        shift from the first stage's matches): move the unmatched tracks by it and match the
         confirmed/lost ones among them against the leftover high detections (first-stage rules).
-        Returns the updated first-stage pairs, prior boxes and IoU / similarity matrices.
-        Written for few numpy calls (medians by one sort each: ``np.median`` alone costs ~20 us)."""
+        Returns the updated first-stage pairs, prior boxes and IoU / similarity matrices."""
         cfg, T = self.cfg, self.tracks
-        n = len(r1)
-        lo, hi = (n - 1) // 2, n // 2
-        innov = (boxes[c1] - prior[r1]) @ _CENTRE_DIFF                     # (n, 2) centre moves
-        srt = np.sort(innov, axis=0)
-        shift = (srt[lo] + srt[hi]) * 0.5
-        dev = np.abs(innov - shift)
-        dev.sort(axis=0)
-        # robust std = 1.4826 MAD; standard error of the median ~ std / sqrt(n)
-        shift *= np.abs(shift) * math.sqrt(n) > (cfg.ego_significance * 0.7413) * (dev[lo] + dev[hi])
-        if not shift.any():
-            return r1, c1, prior, iou_all, iou_all * scores if cfg.fuse_score else iou_all
         unm = np.ones(len(T), bool)
         unm[r1] = False
-        move = unm[:, None] * shift                                         # (N, 2): 0 for matched rows
-        T.kf_state[:, :2] += move
-        prior = prior + move @ _SHIFT_XYXY                                  # matched rows unchanged
+        um = unm.nonzero()[0]
+        self._ego_move(um, shift, prior)
         if cfg.iou_buffer > 0:
             iou_all = matching.box_iou(matching.buffer_boxes(prior, cfg.iou_buffer),
                                        matching.buffer_boxes(boxes, cfg.iou_buffer))
         else:
-            iou_all = matching.box_iou(prior, boxes)
+            iou_all = matching.box_iou(prior, boxes, det_area)
         sim_all = iou_all * scores if cfg.fuse_score else iou_all
         free = high.copy()
         free[c1] = False
-        trk = (unm & ~tentative).nonzero()[0]
+        trk = um[~tentative[um]]
         if len(trk) and free.any():
             ra, ca = self._associate(trk, free.nonzero()[0], sim_all, iou_all, prior, dets, stage="first",
                                      max_cost=cfg.match_max_cost, use_appearance=True,
@@ -334,6 +489,43 @@ class Tracker:
             if len(ra):
                 r1, c1 = np.concatenate([r1, ra]), np.concatenate([c1, ca])
         return r1, c1, prior, iou_all, sim_all
+
+    def _ego_estimate(self, r1, c1, prior, boxes) -> tuple[float, float] | None:
+        """The significant per-axis median innovation ``(dx, dy)`` of the first stage's matches
+        (0 on an axis that is not significant), or None when neither axis is. With few matches the
+        medians are taken on Python floats (the same IEEE operations as numpy's, so the same
+        numbers, without a numpy call each), with many by one sort per axis."""
+        n = len(r1)
+        lo, hi = (n - 1) // 2, n // 2
+        innov = (boxes.take(c1, axis=0) - prior.take(r1, axis=0)) @ _CENTRE_DIFF   # (n, 2) centre moves
+        # robust std = 1.4826 MAD; standard error of the median ~ std / sqrt(n)
+        thr, root_n = self.cfg.ego_significance * 0.7413, math.sqrt(n)
+        if n <= _EGO_PY_MAX:
+            shift = []
+            for v in innov.T.tolist():
+                srt = sorted(v)
+                m = (srt[lo] + srt[hi]) * 0.5
+                dev = sorted([abs(x - m) for x in v])
+                shift.append(m if abs(m) * root_n > thr * (dev[lo] + dev[hi]) else 0.0)
+            dx, dy = shift
+            return (dx, dy) if (dx or dy) else None
+        srt = np.sort(innov, axis=0)
+        shift = (srt[lo] + srt[hi]) * 0.5
+        dev = np.abs(innov - shift)
+        dev.sort(axis=0)
+        shift *= np.abs(shift) * root_n > thr * (dev[lo] + dev[hi])
+        if not shift.any():
+            return None
+        dx, dy = shift.tolist()
+        return dx, dy
+
+    def _ego_move(self, um: np.ndarray, shift: tuple[float, float], prior: np.ndarray) -> None:
+        """Move the unmatched rows ``um`` by the ego shift: their state and this frame's prior
+        boxes (``prior`` is the frame's own array, changed in place); matched rows keep theirs."""
+        dx, dy = shift
+        ks = self.tracks.kf_state
+        ks[um, :2] = ks.take(um, axis=0)[:, :2] + (dx, dy)
+        prior[um] = prior.take(um, axis=0) + (dx, dy, dx, dy)
 
     def _reupdate(self, state: np.ndarray, z0: np.ndarray, z1: np.ndarray, gap: np.ndarray) -> np.ndarray:
         """OC-SORT's observation-centric re-update: a track re-found after ``gap`` frames is rolled
@@ -356,8 +548,8 @@ class Tracker:
         else:
             show = (info[:, SINCE] == 0) & (state == CONFIRMED)
         idx = show.nonzero()[0]
-        sel = info[idx]
-        boxes = det_boxes[det_of[idx]] if self.cfg.output_box == "detection" else T.xyxy(idx)
+        sel = info.take(idx, axis=0)
+        boxes = det_boxes.take(det_of[idx], axis=0) if self.cfg.output_box == "detection" else T.xyxy(idx)
         states = (_STATE_ARR[sel[:, STATE]].tolist() if self.cfg.output_tentative
                   else ["confirmed"] * len(idx))
 
@@ -367,5 +559,5 @@ class Tracker:
             return info[rest, ID], prior[rest], _STATE_ARR[info[rest, STATE]].tolist()
 
         return FrameTracks(frame=self.frame, ids=sel[:, ID], boxes=boxes, scores=T.score[idx],
-                           classes=sel[:, CLS], states=states, prior_boxes=prior[idx],
+                           classes=sel[:, CLS], states=states, prior_boxes=prior.take(idx, axis=0),
                            det_index=det_of[idx], _others=others)

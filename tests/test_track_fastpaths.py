@@ -1,0 +1,90 @@
+"""The tracker's per-frame shortcuts give exactly the numbers of the general code they bypass.
+
+Each shortcut (box_iou's x/y-together branch, the solver's no-conflict fast path, the Python
+candidate-pair stages after an ego shift) is switched off by its size limit and the outputs are
+compared bit for bit (docs/benchmarks.md, tracker speed)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+from cvray.track import matching
+from cvray.track import tracker as tracker_mod
+from cvray.track.config import TrackConfig
+from cvray.track.records import Detections
+from cvray.track.tracker import Tracker
+
+
+def _boxes(rng, n, nan=False):
+    b = rng.uniform(0, 200, (n, 4))
+    b[:, 2:] = b[:, :2] + rng.uniform(-5, 60, (n, 2))          # some empty boxes too
+    if nan and n:
+        b[-1, rng.integers(4)] = np.nan
+    return b
+
+
+def test_box_iou_xy_together_equals_column_path(monkeypatch):
+    rng = np.random.default_rng(0)
+    cases = [(_boxes(rng, n), _boxes(rng, m, nan=k % 5 == 0))
+             for k, (n, m) in enumerate(rng.integers(0, 15, (300, 2)))]
+    fast = [matching.box_iou(a, b) for a, b in cases]
+    monkeypatch.setattr(matching, "_XY_TOGETHER_MAX", -1)
+    for (a, b), f in zip(cases, fast):
+        s = matching.box_iou(a, b)
+        assert s.shape == f.shape and np.array_equal(s.view(np.int64), f.view(np.int64))
+
+
+def _lsa_gain(gain):
+    rows, cols = linear_sum_assignment(np.fmax(gain, 0.0), maximize=True)
+    keep = gain[rows, cols] >= 0.0
+    return rows[keep], cols[keep]
+
+
+def test_solver_fast_path_equals_scipy():
+    rng = np.random.default_rng(1)
+    for _ in range(3000):
+        sim = rng.uniform(0, 1, tuple(rng.integers(1, 9, 2)))
+        sim[rng.uniform(size=sim.shape) < rng.uniform(0.5, 0.95)] = 0.0
+        gain = sim - 0.3
+        r, c = matching._solve_gain(gain)
+        r0, c0 = _lsa_gain(gain)
+        assert np.array_equal(r, r0) and np.array_equal(c, c0)
+
+
+@pytest.mark.parametrize("n_objects", [4, 10, 25])
+def test_small_frame_stages_equal_dense_stages(monkeypatch, n_objects):
+    """A panning camera (ego shifts on most frames), crossing objects, false positives: the Python
+    stages after a shift give the same tracks as the matrix stages."""
+    rng = np.random.default_rng(n_objects)
+    pos = rng.uniform(0, 600, (n_objects, 2))
+    vel = rng.normal(0, 3, (n_objects, 2))
+    size = rng.uniform(20, 60, (n_objects, 2))
+    frames = []
+    for f in range(120):
+        pan = np.array([8.0 * np.sin(f / 9.0), 3.0 * np.cos(f / 13.0)])
+        pos += vel + pan
+        keep = rng.uniform(size=n_objects) > 0.15
+        xy = pos[keep] + rng.normal(0, 2, (keep.sum(), 2))
+        wh = size[keep] * rng.uniform(0.9, 1.1, (keep.sum(), 2))
+        fp = rng.uniform(0, 600, (rng.poisson(1.5), 2))
+        boxes = np.r_[np.c_[xy, xy + wh], np.c_[fp, fp + 40]]
+        scores = rng.uniform(0.05, 1.0, len(boxes))
+        frames.append(Detections(boxes=boxes, scores=scores))
+
+    def run():
+        tr = Tracker(TrackConfig(), frame_rate=25.0)
+        tr.fit_scores(np.concatenate([d.scores for d in frames]))
+        outs = [tr.update(Detections(boxes=d.boxes.copy(), scores=d.scores.copy())) for d in frames]
+        return [(o.ids.tolist(), o.boxes.tolist(), o.prior_boxes.tolist(), o.det_index.tolist(),
+                 [a.tolist() for a in o.others[:2]]) for o in outs]
+
+    calls = []
+    orig = Tracker._after_shift_small
+    monkeypatch.setattr(Tracker, "_after_shift_small",
+                        lambda self, *a: calls.append(1) or orig(self, *a))
+    fast = run()
+    assert calls, "the scene should exercise the small-frame stages"
+    monkeypatch.setattr(tracker_mod, "_SMALL_MAX", -1)
+    monkeypatch.setattr(matching, "_XY_TOGETHER_MAX", -1)
+    assert run() == fast
