@@ -208,7 +208,8 @@ class Tracker:
             iou_all = matching.box_iou(matching.buffer_boxes(prior, cfg.iou_buffer),
                                        matching.buffer_boxes(boxes, cfg.iou_buffer))
         else:
-            det_area = matching.box_area(boxes)          # kept for the ego-shift recompute
+            if n_old * len(boxes) > _SMALL_MAX:
+                det_area = matching.box_area(boxes)      # kept for the ego-shift recompute
             iou_all = matching.box_iou(prior, boxes, det_area)
         sim_all = iou_all * scores if cfg.fuse_score else iou_all
         rows, cols, new, prior, hr, hc = self._associate_dense(
