@@ -118,11 +118,16 @@ class TrackSet:
             return None
         matched = np.zeros(n, np.uint8)                  # 0/1 integers (a bool array would act as a mask)
         matched[matched_rows] = 1
-        hits = info[:, HITS]
+        hits, since = info[:, HITS], info[:, SINCE]
         hits += matched
-        info[matched_rows, SINCE] = 0
-        cap = max_age if age_per_hit <= 0 else np.minimum(max_age, age_per_hit * hits)
-        new = _NEXT[info[:, STATE], matched, (hits >= min_hits).view(np.uint8), (info[:, SINCE] > cap).view(np.uint8)]
+        since[matched_rows] = 0
+        if age_per_hit <= 0:
+            cap = max_age
+        elif age_per_hit == 1.0:
+            cap = np.minimum(hits, max_age)        # (integers: the same comparison, one call fewer)
+        else:
+            cap = np.minimum(max_age, age_per_hit * hits)
+        new = _NEXT[info[:, STATE], matched, (hits >= min_hits).view(np.uint8), (since > cap).view(np.uint8)]
         info[:, STATE] = new
         # a lost track coasts at constant position velocity but stops growing (ByteTrack zeroes
         # the size velocity of lost tracks before each prediction; once is the same: the
