@@ -69,6 +69,12 @@ class ModelConfig(CvrayModel):
     # floor(4 + log2(s / roi_canonical_scale)), clamped to the FPN's levels. torchvision's 224 is
     # for ~800 px COCO inputs; at 128 px every box would pool from P2 (stride 4).
     roi_canonical_scale: int = Field(default=224, ge=8)
+    # From-scratch training aids for R-CNN heads (cvray/models/rcnn.py): jittered copies of each
+    # ground-truth box among the second stage's training proposals, and the RPN's IoU for an
+    # anchor to count as foreground (torchvision's 0.7; None keeps it).
+    roi_gt_jitter: int = Field(default=0, ge=0)
+    roi_gt_jitter_scale: float = Field(default=0.1, gt=0.0, le=0.5)
+    rpn_fg_iou_thresh: float | None = Field(default=None, gt=0.0, le=1.0)
     box_head_convs: int = Field(default=0, ge=0)
     # small_resnet_fpn (the demo/CPU backbone): stem + 4 stage widths, basic blocks per stage
     backbone_widths: tuple[int, int, int, int, int] = (32, 48, 64, 96, 128)

@@ -26,6 +26,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool, LastLevelP
 
 from cvray.models.config import ModelConfig
 from cvray.models.cpu_backbone import SmallResNet
+from cvray.models.rcnn import use_jittered_gt
 from cvray.models.roi_align import FastMultiScaleRoIAlign
 from cvray.models.semantic import SemanticSegmenter
 from cvray.models.weights import load_into
@@ -121,7 +122,7 @@ def _anchors(cfg: ModelConfig, strides: list[int], octaves: bool) -> AnchorGener
 
 def _rcnn_kwargs(cfg: ModelConfig) -> dict:
     names = ["rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train", "rpn_pre_nms_top_n_test",
-             "rpn_post_nms_top_n_test", "box_batch_size_per_image"]
+             "rpn_post_nms_top_n_test", "box_batch_size_per_image", "rpn_fg_iou_thresh"]
     kw = {k: getattr(cfg, k) for k in names if getattr(cfg, k) is not None}
     kw.update(box_score_thresh=cfg.box_score_thresh, box_detections_per_img=cfg.detections_per_img)
     return kw
@@ -146,12 +147,16 @@ def _build_detector(cfg: ModelConfig) -> nn.Module:
                   box_predictor=box_pred, **_rcnn_kwargs(cfg), **common,
                   box_roi_pool=FastMultiScaleRoIAlign(levels, 7, 2, canonical_scale=cfg.roi_canonical_scale))
         if cfg.arch == "fasterrcnn":
-            return FasterRCNN(backbone, num_classes=None, **kw)
-        layers = (cfg.mask_head_dim,) * cfg.mask_head_layers
-        mask_pool = FastMultiScaleRoIAlign(levels, 14, 2, canonical_scale=cfg.roi_canonical_scale)
-        return MaskRCNN(backbone, num_classes=None, mask_roi_pool=mask_pool,
-                        mask_head=MaskRCNNHeads(C, layers, 1, norm_layer=head_norm),
-                        mask_predictor=MaskRCNNPredictor(cfg.mask_head_dim, cfg.mask_head_dim, K), **kw)
+            model = FasterRCNN(backbone, num_classes=None, **kw)
+        else:
+            layers = (cfg.mask_head_dim,) * cfg.mask_head_layers
+            mask_pool = FastMultiScaleRoIAlign(levels, 14, 2, canonical_scale=cfg.roi_canonical_scale)
+            model = MaskRCNN(backbone, num_classes=None, mask_roi_pool=mask_pool,
+                             mask_head=MaskRCNNHeads(C, layers, 1, norm_layer=head_norm),
+                             mask_predictor=MaskRCNNPredictor(cfg.mask_head_dim, cfg.mask_head_dim, K), **kw)
+        if cfg.roi_gt_jitter:
+            use_jittered_gt(model, cfg.roi_gt_jitter, cfg.roi_gt_jitter_scale)
+        return model
     kw = dict(score_thresh=cfg.box_score_thresh, detections_per_img=cfg.detections_per_img, **common)
     if cfg.arch == "retinanet":
         return RetinaNet(backbone, K, anchor_generator=_anchors(cfg, strides, octaves=True), **kw)
