@@ -28,6 +28,7 @@ from cvray.predict.postprocess import policy_record
 from cvray.predict.records import PREDICTIONS_SCHEMA_VERSION, detections_to_table
 from cvray.predict.preprocess import read_preprocess
 from cvray.runs.issues import issues_to_table
+from cvray.runs.stderr_filter import drop_stderr_lines
 
 __all__ = ["predict_ray", "expected_rows", "RowAccountingError"]
 
@@ -105,22 +106,25 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
     pending: dict[int, list[dict]] = {}
     n_pred = n_issue = n_det = duplicates = 0
     t0 = time.perf_counter()
-    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-        for j in range(len(batch["seq"])):
-            row = {k: batch[k][j] for k in batch}
-            s = int(row["seq"])
-            if s in seen:  # a re-executed task after a failure: keep the first copy
-                duplicates += 1
-                continue
-            seen.add(s)
-            k = s // cfg.chunk_size
-            pending.setdefault(k, []).append(row)
-            if len(pending[k]) == chunk_need[k]:
-                p, i, d = _write_chunk(run, k, sorted(pending.pop(k), key=lambda r: int(r["seq"])))
-                n_pred, n_issue, n_det = n_pred + p, n_issue + i, n_det + d
-        if on_progress:
-            dt = time.perf_counter() - t0
-            on_progress(len(seen), total, len(seen) / dt if dt > 0 else 0.0)
+    # the actor pool starts with the first batch: Ray's C++ ERROR line about Ray Data's own
+    # constructor refs (cvray/runs/stderr_filter.py) is dropped unless -v
+    with drop_stderr_lines():
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for j in range(len(batch["seq"])):
+                row = {k: batch[k][j] for k in batch}
+                s = int(row["seq"])
+                if s in seen:  # a re-executed task after a failure: keep the first copy
+                    duplicates += 1
+                    continue
+                seen.add(s)
+                k = s // cfg.chunk_size
+                pending.setdefault(k, []).append(row)
+                if len(pending[k]) == chunk_need[k]:
+                    p, i, d = _write_chunk(run, k, sorted(pending.pop(k), key=lambda r: int(r["seq"])))
+                    n_pred, n_issue, n_det = n_pred + p, n_issue + i, n_det + d
+            if on_progress:
+                dt = time.perf_counter() - t0
+                on_progress(len(seen), total, len(seen) / dt if dt > 0 else 0.0)
     wall = time.perf_counter() - t0
     for k in sorted(pending):  # only reached if rows went missing: write what arrived
         p, i, d = _write_chunk(run, k, sorted(pending.pop(k), key=lambda r: int(r["seq"])))
