@@ -33,11 +33,16 @@ _V_TERMS = np.r_[0:_NDIM, 0:_NDIM, 2 * _NDIM:4 * _NDIM, 3 * _NDIM:4 * _NDIM]
 _V_TERMS2 = _V_TERMS.reshape(5, _NDIM)
 # columns (pp, pv, pp, pp, pv): the gains' numerators, block by block (_GAIN_BLOCKS of (pp, pv))
 _G_TERMS = (2 * _NDIM + _NDIM * _GAIN_BLOCKS[:, None] + np.arange(_NDIM)[None, :])
+_G_FLAT = _G_TERMS.ravel()
+# the pp columns once per block (the innovation variance each gain divides by)
+_S_TERMS = np.tile(np.arange(2 * _NDIM, 3 * _NDIM), 5)
 
 
 # both box conversions are linear maps of the 4-vector: one matrix product each
 XYXY_TO_CXCYWH = np.array([[0.5, 0, -1, 0], [0, 0.5, 0, -1], [0.5, 0, 1, 0], [0, 0.5, 0, 1]])
 CXCYWH_TO_XYXY = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [-0.5, 0, 0.5, 0], [0, -0.5, 0, 0.5]])
+#: xyxy -> (cx, cy, w, h, cx, cy, w, h): the measurement for both blocks the update subtracts it from
+_XYXY_TO_Z2 = np.tile(XYXY_TO_CXCYWH, 2)
 
 
 def xyxy_to_cxcywh(b: np.ndarray) -> np.ndarray:
@@ -80,6 +85,13 @@ class KalmanFilter:
     def update_state(self, state: np.ndarray, measurement: np.ndarray,
                      r_scale: np.ndarray | None = None) -> np.ndarray:
         return self.pack(*self.update(*self.unpack(state), measurement, r_scale))
+
+    def update_boxes(self, state: np.ndarray, boxes: np.ndarray,
+                     r_scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update_state` with xyxy ``boxes`` as the measurements; returns the new states
+        and the measurements ``(cx, cy, w, h)``."""
+        z = xyxy_to_cxcywh(boxes)
+        return self.update_state(state, z, r_scale), z
 
     def gating_state(self, state: np.ndarray, measurements: np.ndarray) -> np.ndarray:
         return self.gating_distance(*self.unpack(state), measurements)
@@ -192,6 +204,7 @@ class AxisKalmanFilter(KalmanFilter):
         P0[wh_of, 2 * n + i] = (2 * self.std_pos) ** 2
         P0[wh_of, 4 * n + i] = (10 * self.std_vel) ** 2
         self._A, self._B, self._R, self._P0 = A, B, R, P0
+        self._R5 = np.tile(R, 5)                                       # update_boxes: R per block
 
     # -- packed state ----------------------------------------------------------------------------
     def pack(self, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -241,6 +254,27 @@ class AxisKalmanFilter(KalmanFilter):
         g = g.reshape(m, 5 * n)
         np.subtract(state, g, out=g)
         return g
+
+    def update_boxes(self, state: np.ndarray, boxes: np.ndarray,
+                     r_scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update_state` with xyxy ``boxes`` (M, 4) as the measurements; returns the new
+        states and the measurements ``(cx, cy, w, h)`` -- the same numbers as ``update_state(state,
+        xyxy_to_cxcywh(boxes), r_scale)`` in fewer calls: the conversion writes ``z`` straight into
+        the two blocks it enters (each column of the wider product is the same dot product, its
+        other terms exact zeros), and every term is laid out (M, 20) like the state, so no call
+        broadcasts (one that does costs several times a plain one for a handful of tracks)."""
+        zz = np.asarray(boxes, dtype=np.float64).reshape(-1, _NDIM) @ _XYXY_TO_Z2   # (z, z)
+        r = np.square(state[:, 2:4]) @ self._R5                            # r, 5 times
+        if r_scale is not None:
+            r *= np.asarray(r_scale)[:, None]
+        r += state.take(_S_TERMS, axis=1)                                  # s = pp + r, 5 times
+        g = state.take(_G_FLAT, axis=1)                                    # (pp, pv, pp, pp, pv)
+        g /= r                                                             # (k_p, k_v, k_p, k_p, k_v)
+        v = state.take(_V_TERMS, axis=1)                                   # (x, x, pp, pv, pv)
+        v[:, :2 * _NDIM] -= zz                                             # x - z = -innovation
+        g *= v
+        np.subtract(state, g, out=g)
+        return g, zz[:, :_NDIM]
 
     def gating_state(self, state: np.ndarray, measurements: np.ndarray) -> np.ndarray:
         z = np.asarray(measurements, dtype=np.float64).reshape(-1, _NDIM)

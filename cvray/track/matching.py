@@ -20,9 +20,22 @@ _TINY = np.finfo(np.float64).tiny
 #: :func:`_solve_gain` tries its no-conflict fast path on matrices up to this size (larger ones
 #: mostly have competing pairs, and the check would cost more than it saves)
 _FAST_MAX = 1024
-#: box_iou computes x and y in the same calls up to this many pairs (strided (N, M, 2) arrays are
-#: slower per element, so crowded frames go column by column)
+#: box_iou gathers every pair's boxes and computes x and y in the same calls up to this many pairs
+#: (fewer, plain calls; crowded frames go column by column, broadcasting, without the gather)
 _XY_TOGETHER_MAX = 256
+
+
+_PAIR_IDX: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _pair_index(n: int, m: int) -> np.ndarray:
+    """Flat indices into ``concatenate([a, b])`` (``n + m`` xyxy rows) of :func:`box_iou`'s small
+    path, (4, 2, n*m): coordinate, ``a``'s box / ``b``'s box, pair (row-major over (n, m));
+    cached per shape (at most _XY_TOGETHER_MAX pairs, so the cache stays small)."""
+    rows = np.stack([np.repeat(np.arange(n), m), n + np.tile(np.arange(m), n)])
+    idx = rows[None] * 4 + np.arange(4)[:, None, None]
+    _PAIR_IDX[(n, m)] = idx
+    return idx
 
 
 def box_area(b: np.ndarray) -> np.ndarray:
@@ -41,20 +54,29 @@ def box_iou(a: np.ndarray, b: np.ndarray, area_b: np.ndarray | None = None) -> n
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)))
-    if len(a) * len(b) <= _XY_TOGETHER_MAX:
-        # a handful of boxes: x and y through each call together (N, M, 2), fewer calls (each
-        # costs about a microsecond here); the same operations on each pair, so the same numbers
-        hi = np.minimum(a[:, None, 2:], b[:, 2:])
-        hi -= np.maximum(a[:, None, :2], b[:, :2])
-        np.maximum(hi, 0.0, out=hi)
-        inter = hi[..., 0] * hi[..., 1]
-        wh = a[:, 2:] - a[:, :2]
+    n, m = len(a), len(b)
+    if n * m <= _XY_TOGETHER_MAX:
+        # a handful of boxes: every pair's two boxes gathered by one ``take`` into (4, 2, N*M)
+        # (coordinate, track box / detection box, pair), then each step is one call on
+        # contiguous rows, x and y together (a broadcasting or strided call costs several times
+        # a plain one at this size); the same operations on each pair as the column path below,
+        # so the same numbers
+        idx = _PAIR_IDX.get((n, m))
+        if idx is None:
+            idx = _pair_index(n, m)
+        s = np.concatenate([a, b]).take(idx)
+        wh = s[2:] - s[:2]                                      # (w, h) x (track, det) x pair
         np.maximum(wh, 0.0, out=wh)
-        union = (wh[:, 0] * wh[:, 1])[:, None] + (box_area(b) if area_b is None else area_b)
+        area = wh[0] * wh[1]
+        union = area[0] + area[1]
+        hi = np.minimum(s[2:, 0], s[2:, 1])
+        hi -= np.maximum(s[:2, 0], s[:2, 1])
+        np.maximum(hi, 0.0, out=hi)
+        inter = hi[0] * hi[1]
         union -= inter
         np.maximum(union, _TINY, out=union)
         inter /= union
-        return inter
+        return inter.reshape(n, m)
     # few temporaries, in place: this is the hot loop of a crowded frame
     iw = np.minimum(a[:, 2:3], b[:, 2])
     iw -= np.maximum(a[:, 0:1], b[:, 0])
@@ -143,18 +165,29 @@ def solve(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
 def solve_similarity(sim: np.ndarray, min_sim: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`solve` for a similarity matrix (``cost = 1 - sim``, ``max_cost = 1 - min_sim``): the
     gain of a pair is ``sim - min_sim``; pairs below ``min_sim`` are never matched."""
+    if 0 < sim.size <= _FAST_MAX:
+        # _solve_gain's fast path on the similarity itself (no gain matrix): for floats,
+        # ``sim - min_sim > 0`` iff ``sim > min_sim`` and ``>= 0`` iff ``>=`` (a difference of
+        # two distinct floats is never 0; NaN compares false both ways), so the same pairs
+        rows, cols = (sim > min_sim).nonzero()
+        k = len(rows)
+        if k == np.count_nonzero(sim >= min_sim) and (
+                k <= 1 or (len(set(rows.tolist())) == k and len(set(cols.tolist())) == k)):
+            return rows, cols
+        return _solve_gain(sim - min_sim, fast=False)
     return _solve_gain(sim - min_sim)
 
 
-def _solve_gain(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Best matching over pairs with ``gain >= 0`` (negative or NaN gain: never matched)."""
+def _solve_gain(gain: np.ndarray, fast: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Best matching over pairs with ``gain >= 0`` (negative or NaN gain: never matched);
+    ``fast=False``: the caller has found the fast path below not to apply."""
     if gain.shape[0] == 0 or gain.shape[1] == 0:
         return _EMPTY, _EMPTY
     # Fast path (most frames): the pairs with positive gain share no row and no column. Then
     # every maximum-gain assignment contains all of them and nothing else of positive gain, so
     # they are the answer -- the pairs scipy returns, in its order (rows ascending). Not taken
     # when a pair has gain exactly 0 (kept or not at scipy's discretion) or rows/columns compete.
-    if gain.size <= _FAST_MAX:
+    if fast and gain.size <= _FAST_MAX:
         rows, cols = (gain > 0.0).nonzero()
         k = len(rows)
         if k == np.count_nonzero(gain >= 0.0):

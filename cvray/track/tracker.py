@@ -222,11 +222,10 @@ class Tracker:
         det_of = np.empty(n_old, np.int64)
         det_of.fill(-1)
         if len(rows):
-            z = xyxy_to_cxcywh(boxes.take(cols, axis=0))
             # NSA Kalman (Du et al. 2023): measurement noise scaled by (1 - confidence)
-            r_scale = (np.maximum(1.0 - scores[cols], cfg.kalman.nsa_floor)
+            r_scale = (np.maximum(1.0 - scores.take(cols), cfg.kalman.nsa_floor)
                        if cfg.kalman.nsa else None)
-            new_state = kf.update_state(T.kf_state.take(rows, axis=0), z, r_scale)
+            new_state, z = kf.update_boxes(T.kf_state.take(rows, axis=0), boxes.take(cols, axis=0), r_scale)
             if cfg.oru:
                 gap = info[rows, SINCE]
                 back = (gap > 1).nonzero()[0]
@@ -236,7 +235,7 @@ class Tracker:
                 T.kf_last[rows] = new_state
             T.kf_state[rows] = new_state
             T.obs[rows] = z
-            T.score[rows] = dets.scores[cols]
+            T.score[rows] = dets.scores.take(cols)
             det_of[rows] = cols
             if dets.embeddings is not None:
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
@@ -352,30 +351,29 @@ class Tracker:
         (its fast path), in its order."""
         cfg = self.cfg
         n_old, n_det = len(prior), len(boxes)
-        p1 = list(zip(r1.tolist(), c1.tolist()))
-        used_r, used_c = set(r1.tolist()), set(c1.tolist())
+        rr, cc = r1.tolist(), c1.tolist()                 # all stages' pairs, in order
+        used_r, used_c = set(rr), set(cc)
         um = [i for i in range(n_old) if i not in used_r]
-        self._ego_move(np.array(um, np.int64), shift, prior)
+        moved = self._ego_move(np.array(um, np.int64), shift, prior)
         free_cols = [j for j in range(n_det) if j not in used_c]
         cand: dict[int, list] = {}
         if free_cols:
-            pl = dict(zip(um, prior.take(um, axis=0).tolist()))
-            bl = boxes.tolist()
-            self._pair_ious(cand, [r for r in um for _ in free_cols], free_cols * len(um), pl, bl)
+            self._pair_ious(cand, um, free_cols, moved.tolist(), boxes.tolist())
         high_l, tent_l = high.tolist(), tentative.tolist()
-        high_set = {j for j in range(n_det) if high_l[j]}
+        high_free = {j for j in free_cols if high_l[j]}
         match = self._match_small
         # Step 3b: the moved confirmed/lost tracks vs the high detections left over
-        pa = match(cand, [i for i in um if not tent_l[i]], high_set - used_c, 1.0 - cfg.match_max_cost,
+        pa = match(cand, [i for i in um if not tent_l[i]], high_free, 1.0 - cfg.match_max_cost,
                    prior, boxes)
-        if pa:
-            p1 = p1 + pa
-            used_r.update(r for r, _ in pa)
-            used_c.update(c for _, c in pa)
+        n_first = len(rr) + len(pa)
+        for r, c in pa:
+            rr.append(r)
+            cc.append(c)
+            used_r.add(r)
+            high_free.discard(c)
         scores_l = scores.tolist()
         # Step 4: tracks still unmatched vs low detections
-        p2: list = []
-        if cfg.two_stage and n_old > len(p1):
+        if cfg.two_stage and n_old > n_first:
             low = {j for j in range(n_det) if not high_l[j] and scores_l[j] >= cfg.low_score}
             if low:
                 if cfg.second_includes_lost:
@@ -383,51 +381,50 @@ class Tracker:
                 else:
                     st = state.tolist()
                     free = [i for i in um if st[i] == CONFIRMED and i not in used_r]
-                p2 = match(cand, free, low, 1.0 - cfg.second_max_cost, prior, boxes)
+                for r, c in match(cand, free, low, 1.0 - cfg.second_max_cost, prior, boxes):
+                    rr.append(r)
+                    cc.append(c)
         # Step 5: tentative tracks vs the high detections left over
-        p3: list = []
-        tent = [i for i in range(n_old) if tent_l[i]]
+        tent = [i for i in um if tent_l[i]]               # (tentative rows are never matched in step 3)
         if tent:
-            p3 = match(cand, tent, high_set - used_c, 1.0 - cfg.tentative_max_cost, prior, boxes)
-            used_c.update(c for _, c in p3)
-        pairs = p1 + p2 + p3
-        rows = np.array([r for r, _ in pairs], np.int64)
-        cols = np.array([c for _, c in pairs], np.int64)
+            for r, c in match(cand, tent, high_free, 1.0 - cfg.tentative_max_cost, prior, boxes):
+                rr.append(r)
+                cc.append(c)
+                high_free.discard(c)
         nts = cfg.new_track_score
-        new = np.array([j for j in sorted(high_set - used_c) if scores_l[j] >= nts], np.int64)
-        return rows, cols, new
+        new = np.array([j for j in sorted(high_free) if scores_l[j] >= nts], np.int64)
+        return np.array(rr, np.int64), np.array(cc, np.int64), new
 
     @staticmethod
-    def _pair_ious(cand, rr, cc, pl, bl) -> None:
-        """Set ``cand[row]`` to the ``(col, IoU)`` of the pairs ``(rr[k], cc[k])`` with IoU != 0 (rows
-        in order): box_iou's operations on Python floats (``pl[row]``, ``bl[col]``: xyxy lists)."""
+    def _pair_ious(cand, rows, cols, pl, bl) -> None:
+        """Set ``cand[row]`` to the ``(col, IoU)`` of the pairs of ``rows`` x ``cols`` with IoU != 0
+        (rows in order): box_iou's operations on Python floats (``pl[k]``: the xyxy list of
+        ``rows[k]``, ``bl[col]``: of detection ``col``)."""
         tiny = _TINY
-        a_area: dict = {}
         b_area: dict = {}
-        for r, c in zip(rr, cc):
-            ax1, ay1, ax2, ay2 = pl[r]
-            bx1, by1, bx2, by2 = bl[c]
-            iw = min(ax2, bx2) - max(ax1, bx1)
-            if not iw > 0.0:
-                continue
-            ih = min(ay2, by2) - max(ay1, by1)
-            if not ih > 0.0:
-                continue
-            aa = a_area.get(r)
-            if aa is None:
-                aa = a_area[r] = max(ax2 - ax1, 0.0) * max(ay2 - ay1, 0.0)
-            ab = b_area.get(c)
-            if ab is None:
-                ab = b_area[c] = max(bx2 - bx1, 0.0) * max(by2 - by1, 0.0)
-            inter = iw * ih
-            union = (aa + ab) - inter
-            v = inter / (tiny if union < tiny else union)
-            if v != 0.0:
-                lst = cand.get(r)
-                if lst is None:
-                    cand[r] = [(c, v)]
-                else:
-                    lst.append((c, v))
+        for r, (ax1, ay1, ax2, ay2) in zip(rows, pl):
+            aa = lst = None
+            for c in cols:
+                bx1, by1, bx2, by2 = bl[c]
+                iw = min(ax2, bx2) - max(ax1, bx1)
+                if not iw > 0.0:
+                    continue
+                ih = min(ay2, by2) - max(ay1, by1)
+                if not ih > 0.0:
+                    continue
+                if aa is None:
+                    aa = max(ax2 - ax1, 0.0) * max(ay2 - ay1, 0.0)
+                ab = b_area.get(c)
+                if ab is None:
+                    ab = b_area[c] = max(bx2 - bx1, 0.0) * max(by2 - by1, 0.0)
+                inter = iw * ih
+                union = (aa + ab) - inter
+                v = inter / (tiny if union < tiny else union)
+                if v != 0.0:
+                    if lst is None:
+                        lst = cand[r] = [(c, v)]
+                    else:
+                        lst.append((c, v))
 
     @staticmethod
     def _match_small(cand, rows, cols, min_sim, prior, boxes) -> list:
@@ -520,13 +517,17 @@ class Tracker:
         dx, dy = shift.tolist()
         return dx, dy
 
-    def _ego_move(self, um: np.ndarray, shift: tuple[float, float], prior: np.ndarray) -> None:
+    def _ego_move(self, um: np.ndarray, shift: tuple[float, float], prior: np.ndarray) -> np.ndarray:
         """Move the unmatched rows ``um`` by the ego shift: their state and this frame's prior
-        boxes (``prior`` is the frame's own array, changed in place); matched rows keep theirs."""
-        dx, dy = shift
+        boxes (``prior`` is the frame's own array, changed in place); matched rows keep theirs.
+        Returns the moved rows' prior boxes."""
+        d = np.array((*shift, *shift))                 # (dx, dy, dx, dy)
         ks = self.tracks.kf_state
-        ks[um, :2] = ks.take(um, axis=0)[:, :2] + (dx, dy)
-        prior[um] = prior.take(um, axis=0) + (dx, dy, dx, dy)
+        ks[um, :2] = ks.take(um, axis=0)[:, :2] + d[:2]
+        moved = prior.take(um, axis=0)
+        moved += d
+        prior[um] = moved
+        return moved
 
     def _reupdate(self, state: np.ndarray, z0: np.ndarray, z1: np.ndarray, gap: np.ndarray) -> np.ndarray:
         """OC-SORT's observation-centric re-update: a track re-found after ``gap`` frames is rolled
@@ -550,7 +551,8 @@ class Tracker:
             show = (info[:, SINCE] == 0) & (state == CONFIRMED)
         idx = show.nonzero()[0]
         sel = info.take(idx, axis=0)
-        boxes = det_boxes.take(det_of[idx], axis=0) if self.cfg.output_box == "detection" else T.xyxy(idx)
+        det_idx = det_of.take(idx)
+        boxes = det_boxes.take(det_idx, axis=0) if self.cfg.output_box == "detection" else T.xyxy(idx)
         states = (_STATE_ARR[sel[:, STATE]].tolist() if self.cfg.output_tentative
                   else ["confirmed"] * len(idx))
 
@@ -559,6 +561,6 @@ class Tracker:
             rest = (~show).nonzero()[0]
             return info[rest, ID], prior[rest], _STATE_ARR[info[rest, STATE]].tolist()
 
-        return FrameTracks(frame=self.frame, ids=sel[:, ID], boxes=boxes, scores=T.score[idx],
+        return FrameTracks(frame=self.frame, ids=sel[:, ID], boxes=boxes, scores=T.score.take(idx),
                            classes=sel[:, CLS], states=states, prior_boxes=prior.take(idx, axis=0),
-                           det_index=det_of[idx], _others=others)
+                           det_index=det_idx, _others=others)
