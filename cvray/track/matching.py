@@ -30,10 +30,11 @@ _PAIR_IDX: dict[tuple[int, int], np.ndarray] = {}
 
 def _pair_index(n: int, m: int) -> np.ndarray:
     """Flat indices into ``concatenate([a, b])`` (``n + m`` xyxy rows) of :func:`box_iou`'s small
-    path, (4, 2, n*m): coordinate, ``a``'s box / ``b``'s box, pair (row-major over (n, m));
+    path, (2, 2, 2, n*m): corner (x1, y1 / x2, y2), coordinate (x / y), ``a``'s box / ``b``'s box,
+    pair (row-major over (n, m));
     cached per shape (at most _XY_TOGETHER_MAX pairs, so the cache stays small)."""
     rows = np.stack([np.repeat(np.arange(n), m), n + np.tile(np.arange(m), n)])
-    idx = rows[None] * 4 + np.arange(4)[:, None, None]
+    idx = rows[None, None] * 4 + np.arange(4).reshape(2, 2, 1, 1)       # xyxy = (x1, y1), (x2, y2)
     _PAIR_IDX[(n, m)] = idx
     return idx
 
@@ -56,21 +57,21 @@ def box_iou(a: np.ndarray, b: np.ndarray, area_b: np.ndarray | None = None) -> n
         return np.zeros((len(a), len(b)))
     n, m = len(a), len(b)
     if n * m <= _XY_TOGETHER_MAX:
-        # a handful of boxes: every pair's two boxes gathered by one ``take`` into (4, 2, N*M)
-        # (coordinate, track box / detection box, pair), then each step is one call on
-        # contiguous rows, x and y together (a broadcasting or strided call costs several times
-        # a plain one at this size); the same operations on each pair as the column path below,
-        # so the same numbers
+        # a handful of boxes: every pair's two boxes gathered by one ``take`` into (2, 2, 2, N*M)
+        # (low / high corner, x / y, track box / detection box, pair), then each step is one call
+        # on contiguous rows, x and y together (a broadcasting or strided call costs several
+        # times a plain one at this size); the same operations on each pair as the column path
+        # below, so the same numbers
         idx = _PAIR_IDX.get((n, m))
         if idx is None:
             idx = _pair_index(n, m)
         s = np.concatenate([a, b]).take(idx)
-        wh = s[2:] - s[:2]                                      # (w, h) x (track, det) x pair
+        wh = s[1] - s[0]                                        # (w, h) x (track, det) x pair
         np.maximum(wh, 0.0, out=wh)
         area = wh[0] * wh[1]
         union = area[0] + area[1]
-        hi = np.minimum(s[2:, 0], s[2:, 1])
-        hi -= np.maximum(s[:2, 0], s[:2, 1])
+        hi = np.minimum(s[1, :, 0], s[1, :, 1])
+        hi -= np.maximum(s[0, :, 0], s[0, :, 1])
         np.maximum(hi, 0.0, out=hi)
         inter = hi[0] * hi[1]
         union -= inter

@@ -42,7 +42,8 @@ class TrackSet:
     ``info`` (N, 6) int64 holds the integer fields (columns :data:`ID` ... :data:`START`),
     ``kf_state`` the Kalman mean and covariance packed by the filter, ``score`` the last matched
     detection score, ``obs`` the last matched measurement ``(cx, cy, w, h)`` and ``kf_last`` the
-    filter state right after that match (OC-SORT's re-update starts from both), ``embedding`` the appearance gallery (None until a track has one). Few arrays
+    filter state right after that match (OC-SORT's re-update starts from both; the tracker keeps
+    these two current only when an OC-SORT stage reads them, else they hold the first ones), ``embedding`` the appearance gallery (None until a track has one). Few arrays
     means few operations to add, drop or gather tracks -- a tracker's per-frame cost is mostly the
     number of numpy calls, not their size.
     """
@@ -103,7 +104,7 @@ class TrackSet:
         return info[:, ID]
 
     def step(self, matched_rows: np.ndarray, min_hits: int, max_age: int, *, age_per_hit: float = 0.0,
-             freeze_lost: bool = False) -> np.ndarray | None:
+             freeze_lost: bool = False, matched: np.ndarray | None = None) -> np.ndarray | None:
         """Lifecycle after a frame's association, for all tracks at once: matched rows count a hit
         (tentative -> confirmed at ``min_hits``, lost -> confirmed), missed ones go confirmed ->
         lost, tentative -> deleted, lost for more than ``max_age`` frames -> deleted. Deleted rows
@@ -111,13 +112,15 @@ class TrackSet:
 
         ``age_per_hit > 0`` caps a track's ``max_age`` at ``age_per_hit`` frames per matched frame
         (a track seen twice is not kept as long as one seen for seconds); ``freeze_lost`` stops
-        lost tracks where they were last seen instead of coasting at their velocity."""
+        lost tracks where they were last seen instead of coasting at their velocity. ``matched``:
+        the 0/1 ``uint8`` row mask of ``matched_rows`` when the caller has it already."""
         info = self.info
         n = len(info)
         if n == 0:
             return None
-        matched = np.zeros(n, np.uint8)                  # 0/1 integers (a bool array would act as a mask)
-        matched[matched_rows] = 1
+        if matched is None:
+            matched = np.zeros(n, np.uint8)              # 0/1 integers (a bool array would act as a mask)
+            matched[matched_rows] = 1
         hits, since = info[:, HITS], info[:, SINCE]
         hits += matched
         since[matched_rows] = 0

@@ -20,7 +20,7 @@ import numpy as np
 
 from cvray.track import matching
 from cvray.track.config import TrackConfig
-from cvray.track.kalman import AxisKalmanFilter, KalmanFilter, cxcywh_to_xyxy, xyxy_to_cxcywh
+from cvray.track.kalman import CXCYWH_TO_XYXY, AxisKalmanFilter, KalmanFilter, cxcywh_to_xyxy, xyxy_to_cxcywh
 from cvray.track.records import Detections, FrameTracks
 from cvray.track.scores import ScoreModel
 from cvray.track.track import CLS, CONFIRMED, ID, LOST, SINCE, STATE, STATE_NAMES, TENTATIVE, TrackSet
@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 _EMPTY = np.zeros(0, np.int64)
 _STATE_ARR = np.array(STATE_NAMES, dtype=object)
 _SINCE_STEP = np.eye(6, dtype=np.int64)[SINCE]          # + 1 frame since the last match
+#: _SINCE_STEP on as many rows as needed (a slice of it adds without broadcasting: cheaper for a
+#: handful of tracks); grown on demand
+_SINCE_ROWS = np.tile(_SINCE_STEP, (256, 1))
 #: xyxy box difference -> centre difference (cx, cy)
 _CENTRE_DIFF = np.array([[0.5, 0.0], [0.0, 0.5], [0.5, 0.0], [0.0, 0.5]])
 #: ego_shift: medians on Python floats up to this many matches (cheaper than numpy calls), numpy above
@@ -42,6 +45,8 @@ _EGO_PY_MAX = 40
 #: solver's fast path in the dense path too.
 _SMALL_MAX = 1024
 _TINY = np.finfo(np.float64).tiny
+#: _after_shift_small moves up to this many tracks element by element (fewer calls), more by _ego_move
+_EGO_PY_ROWS = 8
 
 #: ``extractor(image, boxes_xyxy) -> (N, D)`` L2-normalised embeddings
 Extractor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -74,6 +79,8 @@ class Tracker:
         # ... and every stage on plain IoU (no score fusion, buffer, OC-SORT stages, pixels): a small
         # frame may then finish its stages after an ego shift on candidate pairs (_after_shift_small)
         c = self.cfg
+        # the last observations (TrackSet.obs) are read by the OC-SORT stages only
+        self._keep_obs = c.ocr or c.oru
         self._small_ok = (self._plain and not c.fuse_score and c.iou_buffer == 0 and not c.ocr and not c.oru
                           and cmc is None and extractor is None
                           and max(c.match_max_cost, c.second_max_cost, c.tentative_max_cost) < 1.0)
@@ -191,12 +198,15 @@ class Tracker:
         if n_old:
             T.kf_state = kf.predict_state(T.kf_state)
             # a new array, not in place: the previous frame's output may still read the old one
-            T.info = info = info + _SINCE_STEP
+            global _SINCE_ROWS
+            if n_old > len(_SINCE_ROWS):
+                _SINCE_ROWS = np.tile(_SINCE_STEP, (2 * n_old, 1))
+            T.info = info = info + _SINCE_ROWS[:n_old]
         if self.cmc is not None and image is not None:
             warp = self.cmc.estimate(image)
             if n_old:
                 T.kf_state = kf.pack(*self.cmc.apply(warp, *kf.unpack(T.kf_state)))
-        prior = T.xyxy()
+        prior = T.kf_state[:, :4] @ CXCYWH_TO_XYXY                  # T.xyxy(), inline
         # Step 2: split detections by score (BYTE): high ones drive the first association,
         # low ones (often occluded objects) only extend existing tracks in the second.
         high = scores >= cfg.high_score
@@ -234,13 +244,14 @@ class Tracker:
                                                      gap[back])
                 T.kf_last[rows] = new_state
             T.kf_state[rows] = new_state
-            T.obs[rows] = z
+            if self._keep_obs:
+                T.obs[rows] = z
             T.score[rows] = dets.scores.take(cols)
             det_of[rows] = cols
             if dets.embeddings is not None:
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
         keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
-                      freeze_lost=cfg.freeze_lost)
+                      freeze_lost=cfg.freeze_lost, matched=(det_of >= 0).view(np.uint8))
         if keep is not None:
             det_of, prior = det_of[keep], prior.compress(keep, axis=0)
 
@@ -354,11 +365,25 @@ class Tracker:
         rr, cc = r1.tolist(), c1.tolist()                 # all stages' pairs, in order
         used_r, used_c = set(rr), set(cc)
         um = [i for i in range(n_old) if i not in used_r]
-        moved = self._ego_move(np.array(um, np.int64), shift, prior)
+        ks = self.tracks.kf_state
+        if len(um) <= _EGO_PY_ROWS and ks.flags.c_contiguous and prior.flags.c_contiguous:
+            # a few rows: element by element through the arrays' buffers (Python float adds, the
+            # same IEEE operations as _ego_move's, without its gathers and scatters)
+            dx, dy = shift
+            k, p = ks.data, prior.data
+            moved = []
+            for r in um:
+                k[r, 0] += dx
+                k[r, 1] += dy
+                b = [p[r, 0] + dx, p[r, 1] + dy, p[r, 2] + dx, p[r, 3] + dy]
+                p[r, 0], p[r, 1], p[r, 2], p[r, 3] = b
+                moved.append(b)
+        else:
+            moved = self._ego_move(np.array(um, np.int64), shift, prior).tolist()
         free_cols = [j for j in range(n_det) if j not in used_c]
         cand: dict[int, list] = {}
         if free_cols:
-            self._pair_ious(cand, um, free_cols, moved.tolist(), boxes.tolist())
+            self._pair_ious(cand, um, free_cols, moved, boxes.tolist())
         high_l, tent_l = high.tolist(), tentative.tolist()
         high_free = {j for j in free_cols if high_l[j]}
         match = self._match_small
@@ -400,23 +425,27 @@ class Tracker:
         """Set ``cand[row]`` to the ``(col, IoU)`` of the pairs of ``rows`` x ``cols`` with IoU != 0
         (rows in order): box_iou's operations on Python floats (``pl[k]``: the xyxy list of
         ``rows[k]``, ``bl[col]``: of detection ``col``)."""
+        # (``b if b < a else a`` is Python's ``min(a, b)`` and ``b if b > a else a`` its
+        # ``max(a, b)``, NaN cases included, without a builtin call per pair)
         tiny = _TINY
+        bz = [(c, *bl[c]) for c in cols]
         b_area: dict = {}
         for r, (ax1, ay1, ax2, ay2) in zip(rows, pl):
             aa = lst = None
-            for c in cols:
-                bx1, by1, bx2, by2 = bl[c]
-                iw = min(ax2, bx2) - max(ax1, bx1)
+            for c, bx1, by1, bx2, by2 in bz:
+                iw = (bx2 if bx2 < ax2 else ax2) - (bx1 if bx1 > ax1 else ax1)
                 if not iw > 0.0:
                     continue
-                ih = min(ay2, by2) - max(ay1, by1)
+                ih = (by2 if by2 < ay2 else ay2) - (by1 if by1 > ay1 else ay1)
                 if not ih > 0.0:
                     continue
                 if aa is None:
-                    aa = max(ax2 - ax1, 0.0) * max(ay2 - ay1, 0.0)
+                    w, h = ax2 - ax1, ay2 - ay1
+                    aa = (0.0 if 0.0 > w else w) * (0.0 if 0.0 > h else h)
                 ab = b_area.get(c)
                 if ab is None:
-                    ab = b_area[c] = max(bx2 - bx1, 0.0) * max(by2 - by1, 0.0)
+                    w, h = bx2 - bx1, by2 - by1
+                    ab = b_area[c] = (0.0 if 0.0 > w else w) * (0.0 if 0.0 > h else h)
                 inter = iw * ih
                 union = (aa + ab) - inter
                 v = inter / (tiny if union < tiny else union)
@@ -546,9 +575,9 @@ class Tracker:
         info = T.info
         state = info[:, STATE]
         if self.cfg.output_tentative:
-            show = (info[:, SINCE] == 0) & (state <= CONFIRMED)     # tentative or confirmed
+            show = (det_of >= 0) & (state <= CONFIRMED)     # tentative or confirmed
         else:
-            show = (info[:, SINCE] == 0) & (state == CONFIRMED)
+            show = (det_of >= 0) & (state == CONFIRMED)            # (matched this frame or new)
         idx = show.nonzero()[0]
         sel = info.take(idx, axis=0)
         det_idx = det_of.take(idx)
