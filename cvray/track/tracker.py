@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 _EMPTY = np.zeros(0, np.int64)
 _STATE_ARR = np.array(STATE_NAMES, dtype=object)
 _SINCE_STEP = np.eye(6, dtype=np.int64)[SINCE]          # + 1 frame since the last match
+#: row indices 0, 1, ... and -1s (slices of them: no per-frame arange / fill)
+_ROWS = np.arange(1 << 16)
+_MINUS1 = np.full(4096, -1, np.int64)
 #: _SINCE_STEP on as many rows as needed (a slice of it adds without broadcasting: cheaper for a
 #: handful of tracks); grown on demand
 _SINCE_ROWS = np.tile(_SINCE_STEP, (256, 1))
@@ -229,8 +232,7 @@ class Tracker:
         # so one batched update equals updating after each stage); gallery EMA from high-score
         # matches only; then the lifecycle of all tracks (confirm, lose, delete after max_age
         # frames lost, scaled by frame rate).
-        det_of = np.empty(n_old, np.int64)
-        det_of.fill(-1)
+        det_of = _MINUS1[:n_old].copy() if n_old <= len(_MINUS1) else np.full(n_old, -1, np.int64)
         if len(rows):
             # NSA Kalman (Du et al. 2023): measurement noise scaled by (1 - confidence)
             r_scale = (np.maximum(1.0 - scores.take(cols), cfg.kalman.nsa_floor)
@@ -278,7 +280,9 @@ class Tracker:
 
         # Step 3: first association -- confirmed and lost tracks vs high-score detections,
         # IoU (score-fused) blended with appearance, gated, no match above match_max_cost.
-        r1, c1 = self._associate((~tentative).nonzero()[0], high.nonzero()[0], sim_all, iou_all, prior,
+        # (no tentative track, as on most frames: all rows take part, no mask to invert)
+        trk1 = (~tentative).nonzero()[0] if n_old > len(_ROWS) or tentative.any() else _ROWS[:n_old]
+        r1, c1 = self._associate(trk1, high.nonzero()[0], sim_all, iou_all, prior,
                                  dets, stage="first", max_cost=cfg.match_max_cost, use_appearance=True,
                                  fuse_score=cfg.fuse_score)
 
