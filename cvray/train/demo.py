@@ -22,7 +22,7 @@ DEMO_TRAIN: dict[str, Any] = {
     "augment": {"hflip_prob": 0.5, "scale_range": [0.9, 1.1], "pad_prob": 0.5},
     "optim": {"optimizer": "adamw", "lr": 0.002, "weight_decay": 0.0001, "schedule": "cosine",
               "warmup_iters": 30, "clip_grad_norm": 10.0},
-    "max_iter": 300, "batch_size": 4, "eval_period": 150, "checkpoint_period": 150, "log_period": 10,
+    "max_iter": 400, "batch_size": 4, "eval_period": 200, "checkpoint_period": 200, "log_period": 10,
     "num_workers": 2, "cpus_per_worker": 1, "max_failures": 1, "torch_threads": 1,
 }
 
