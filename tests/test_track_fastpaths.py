@@ -88,3 +88,71 @@ def test_small_frame_stages_equal_dense_stages(monkeypatch, n_objects):
     monkeypatch.setattr(tracker_mod, "_SMALL_MAX", -1)
     monkeypatch.setattr(matching, "_XY_TOGETHER_MAX", -1)
     assert run() == fast
+
+
+def test_solve_similarity_fast_path_equals_scipy():
+    """The fast path decided on the similarity itself (no gain matrix), exact ties at the
+    threshold and NaN included."""
+    rng = np.random.default_rng(2)
+    for k in range(3000):
+        sim = rng.uniform(0, 1, tuple(rng.integers(1, 9, 2)))
+        sim[rng.uniform(size=sim.shape) < rng.uniform(0.5, 0.95)] = 0.0
+        if k % 7 == 0:
+            sim.flat[rng.integers(sim.size)] = 0.3                  # gain exactly 0
+        if k % 11 == 0:
+            sim.flat[rng.integers(sim.size)] = np.nan
+        r, c = matching.solve_similarity(sim, 0.3)
+        r0, c0 = _lsa_gain(sim - 0.3)
+        assert np.array_equal(r, r0) and np.array_equal(c, c0)
+
+
+def test_kalman_update_boxes_equals_update_state():
+    """AxisKalmanFilter.update_boxes (measurement terms laid out like the state) gives
+    update_state's numbers and xyxy_to_cxcywh's measurements, bit for bit."""
+    from cvray.track.kalman import AxisKalmanFilter, xyxy_to_cxcywh
+
+    rng = np.random.default_rng(3)
+    kf = AxisKalmanFilter(1 / 20, 0.003)
+    for n in (1, 3, 12, 40):
+        z0 = np.c_[rng.uniform(-50, 900, (n, 2)), rng.uniform(5, 120, (n, 2))]
+        state = kf.initiate_state(z0)
+        for _ in range(3):
+            state = kf.predict_state(state)
+        boxes = _boxes(rng, n)
+        boxes[:, :2] -= 100.0                                        # negative coordinates too
+        for r_scale in (None, rng.uniform(0.05, 1.0, n)):
+            z = xyxy_to_cxcywh(boxes)
+            ref = kf.update_state(state, z, r_scale)
+            new, zz = kf.update_boxes(state, boxes, r_scale)
+            assert np.array_equal(new.view(np.int64), ref.view(np.int64))
+            assert np.array_equal(np.ascontiguousarray(zz).view(np.int64), z.view(np.int64))
+
+
+def test_small_frame_ego_move_paths_agree(monkeypatch):
+    """The element-by-element ego move of a few tracks and the gather/scatter one give the same
+    tracks (the panning scene of test_small_frame_stages_equal_dense_stages)."""
+    rng = np.random.default_rng(5)
+    n_objects = 12
+    pos = rng.uniform(0, 600, (n_objects, 2))
+    vel = rng.normal(0, 3, (n_objects, 2))
+    size = rng.uniform(20, 60, (n_objects, 2))
+    frames = []
+    for f in range(100):
+        pos += vel + np.array([7.0 * np.sin(f / 7.0), 4.0 * np.cos(f / 11.0)])
+        keep = rng.uniform(size=n_objects) > 0.2
+        xy = pos[keep] + rng.normal(0, 2, (keep.sum(), 2))
+        boxes = np.c_[xy, xy + size[keep]]
+        frames.append(Detections(boxes=boxes, scores=rng.uniform(0.05, 1.0, len(boxes))))
+
+    def run():
+        tr = Tracker(TrackConfig(), frame_rate=25.0)
+        tr.fit_scores(np.concatenate([d.scores for d in frames]))
+        outs = [tr.update(Detections(boxes=d.boxes.copy(), scores=d.scores.copy())) for d in frames]
+        return [(o.ids.tolist(), o.boxes.tolist(), o.prior_boxes.tolist(), o.det_index.tolist(),
+                 [a.tolist() for a in o.others[:2]]) for o in outs], tr.tracks.kf_state.tolist()
+
+    fast = run()
+    monkeypatch.setattr(tracker_mod, "_EGO_PY_ROWS", -1)
+    assert run() == fast
+    monkeypatch.setattr(tracker_mod, "_SMALL_MAX", -1)
+    assert run() == fast
