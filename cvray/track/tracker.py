@@ -421,7 +421,9 @@ class Tracker:
                 cc.append(c)
                 high_free.discard(c)
         nts = cfg.new_track_score
-        new = np.array([j for j in sorted(high_free) if scores_l[j] >= nts], np.int64)
+        new = np.array([j for j in sorted(high_free) if scores_l[j] >= nts], np.int64) if high_free else _EMPTY
+        if len(rr) == len(r1):                            # no pair after the first stage's: as they were
+            return r1, c1, new
         return np.array(rr, np.int64), np.array(cc, np.int64), new
 
     @staticmethod
