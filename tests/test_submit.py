@@ -15,8 +15,8 @@ from cvray.cli.main import main
 from cvray.cli.submit import split_submit_argv
 from cvray.runs import list_runs
 from cvray.runs.errors import InputError
-from cvray.submit.config import SubmitConfig
-from cvray.submit.spec import job_spec, upload_size
+from cvray.submit.config import DEFAULT_EXCLUDES, SubmitConfig
+from cvray.submit.spec import job_spec, snapshot, upload_size
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -63,6 +63,47 @@ def test_upload_size_honours_excludes_and_the_cap(tmp_path):
     assert upload_size(str(tmp_path), []) == (5_001_000, 3)
     with pytest.raises(InputError, match="MiB to upload"):
         job_spec(SubmitConfig(working_dir=str(tmp_path), excludes=[], max_upload_mib=4), ["doctor"], environ={})
+
+
+EXCLUDE_CASES = ["cvray/data/coco.py", "cvray/runs/context.py", "cvray/data", "data/x.jpg", "runs/r/m.json",
+                 "datasets/a", "build/lib/x", "dist/y.whl", "docs/data/z.md", "tests/runs.py",
+                 "cvray/__pycache__/a.pyc", "a/b/__pycache__", ".venv/lib/x.so", "sub/.venv/x",
+                 "cvray-runs/r", "x/cvray-runs/y", "w.pt", "m/w.pth", "v/a.mp4", "t/p.parquet",
+                 "benchmarks/_out/f", "benchmarks/bench_demo.py", "cvray.egg-info/PKG-INFO",
+                 ".git/HEAD", "jobs/train.py", "configs/demo.yaml", ".pytest_cache/v"]
+
+
+def test_excludes_match_like_rays_own_matcher():
+    """cvray's snapshot and Ray's upload must leave out the same files: Ray's vendored pathspec
+    (gitwildmatch, what it applies to ``excludes`` and ``.rayignore``) is the reference."""
+    from ray._private.thirdparty.pathspec import PathSpec
+
+    from cvray.submit.spec import _excluded
+
+    spec = PathSpec.from_lines("gitwildmatch", list(DEFAULT_EXCLUDES))
+    for rel in EXCLUDE_CASES:
+        assert _excluded(rel, list(DEFAULT_EXCLUDES)) == spec.match_file(rel), rel
+    # the packages named like top-level data/run folders stay in the upload
+    assert not _excluded("cvray/data/coco.py", list(DEFAULT_EXCLUDES))
+    assert not _excluded("cvray/runs/context.py", list(DEFAULT_EXCLUDES))
+    assert _excluded("data/x.jpg", list(DEFAULT_EXCLUDES)) and _excluded("runs/r/m.json", list(DEFAULT_EXCLUDES))
+
+
+def test_snapshot_holds_every_package_of_cvray(tmp_path):
+    """A job imports cvray from its working dir: every subpackage must be in the snapshot (the old
+    unanchored "data" / "runs" excludes dropped cvray/data and cvray/runs)."""
+    wd = Path(snapshot(str(REPO), list(DEFAULT_EXCLUDES), str(tmp_path)))
+    packages = sorted(p.parent.relative_to(REPO).as_posix() for p in (REPO / "cvray").rglob("__init__.py")
+                      if "__pycache__" not in p.parts)
+    missing = [p for p in packages if not (wd / p / "__init__.py").exists()]
+    assert not missing, missing
+    assert not (wd / ".venv").exists() and not (wd / "cvray-runs").exists()
+
+
+def test_rayignore_is_the_default_excludes():
+    """A bare `ray job submit --working-dir .` reads .rayignore: the same list as cvray submit."""
+    lines = [ln.strip() for ln in (REPO / ".rayignore").read_text().splitlines()]
+    assert [ln for ln in lines if ln and not ln.startswith("#")] == list(DEFAULT_EXCLUDES)
 
 
 def test_unreachable_address_fails_fast_in_one_line(capsys):

@@ -9,8 +9,11 @@ __all__ = ["DEFAULT_EXCLUDES", "SECRET_ENV", "STORAGE_ENV", "SubmitConfig"]
 
 # Never uploaded with the working dir (Ray also skips what .gitignore lists): environments, runs,
 # data and build outputs. Ray refuses a working_dir package over 512 MiB.
-DEFAULT_EXCLUDES = (".git", ".venv", "venv", "**/__pycache__", "*.pyc", "cvray-runs", "runs", "data",
-                    "datasets", "*.egg-info", "build", "dist", ".pytest_cache", "benchmarks/_out",
+# gitignore syntax, as Ray reads ``excludes`` (and ``.rayignore``, which holds the same list for a
+# bare ``ray job submit --working-dir .``): a leading "/" anchors at the project root, so "/data"
+# and "/runs" are the top-level folders, never the cvray/data or cvray/runs packages
+DEFAULT_EXCLUDES = (".git", ".venv", "venv", "**/__pycache__", "*.pyc", "cvray-runs", "/runs", "/data",
+                    "/datasets", "*.egg-info", "/build", "/dist", ".pytest_cache", "/benchmarks/_out",
                     "*.pt", "*.pth", "*.mp4", "*.parquet")
 
 # Storage settings passed to the job by value (not secret). Credentials (SECRET_ENV) are never

@@ -60,12 +60,29 @@ def check_no_secrets(argv: list[str]) -> None:
 
 
 def _excluded(rel: str, patterns: list[str]) -> bool:
+    """Whether ``rel`` (a path relative to the working dir) matches one of ``patterns``, with the
+    gitignore rules Ray applies to ``excludes`` and ``.rayignore``: a pattern with a slash (leading
+    or inside) is anchored at the working dir (``/data`` is the top-level ``data`` folder, not the
+    ``cvray/data`` package); one without matches a name at any depth (``*.pt``, ``.venv``);
+    ``**/`` matches at any depth; a folder excluded excludes everything under it.
+    ``tests/test_submit.py`` checks this against Ray's own matcher."""
     parts = rel.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     for pat in patterns:
         pat = pat.rstrip("/")
-        if fnmatch.fnmatch(rel, pat) or any(fnmatch.fnmatch(p, pat) for p in parts):
-            return True
-        if pat.startswith("**/") and any(fnmatch.fnmatch(p, pat[3:]) for p in parts):
+        if pat.startswith("**/"):
+            pat = pat[3:]
+            if "/" not in pat:
+                if any(fnmatch.fnmatchcase(p, pat) for p in parts):
+                    return True
+                continue
+            if any(fnmatch.fnmatchcase("/".join(parts[i:j]), pat)
+                   for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)):
+                return True
+        elif "/" in pat:
+            if any(fnmatch.fnmatchcase(p, pat.lstrip("/")) for p in prefixes):
+                return True
+        elif any(fnmatch.fnmatchcase(p, pat) for p in parts):
             return True
     return False
 
