@@ -156,3 +156,75 @@ def test_small_frame_ego_move_paths_agree(monkeypatch):
     assert run() == fast
     monkeypatch.setattr(tracker_mod, "_SMALL_MAX", -1)
     assert run() == fast
+
+
+@pytest.mark.parametrize("age_per_hit,freeze_lost", [(1.0, False), (0.0, False), (1.0, True)])
+def test_step_rows_equals_step(age_per_hit, freeze_lost):
+    """The lifecycle on Python ints (TrackSet.step_rows) leaves every array as TrackSet.step does."""
+    from cvray.track.track import HITS, SINCE, STATE, TrackSet
+    rng = np.random.default_rng(int(age_per_hit * 10 + freeze_lost))
+    for case in range(400):
+        n = int(rng.integers(0, 20))
+        sets = []
+        for _ in range(2):
+            ts = TrackSet(state_dim=16)
+            sets.append(ts)
+        info = np.zeros((n, 6), np.int64)
+        info[:, 0] = np.arange(1, n + 1)
+        info[:, STATE] = rng.integers(0, 3, n)
+        info[:, HITS] = rng.integers(1, 40, n)
+        info[:, SINCE] = rng.integers(0, 40, n)
+        info[:, 4] = rng.integers(0, 3, n)
+        ks = rng.normal(size=(n, 16))
+        sc, ob, kl = rng.uniform(size=n), rng.normal(size=(n, 4)), rng.normal(size=(n, 16))
+        for ts in sets:
+            ts.info, ts.kf_state, ts.score, ts.obs, ts.kf_last = (info.copy(), ks.copy(), sc.copy(),
+                                                                  ob.copy(), kl.copy())
+        det_of = np.where(rng.uniform(size=n) < 0.5, rng.integers(0, 9, n), -1)
+        rows = (det_of >= 0).nonzero()[0]
+        min_hits, max_age = int(rng.integers(1, 4)), int(rng.integers(1, 30))
+        k0 = sets[0].step(rows, min_hits, max_age, age_per_hit=age_per_hit, freeze_lost=freeze_lost,
+                          matched=(det_of >= 0).view(np.uint8))
+        k1 = sets[1].step_rows(det_of.tolist(), min_hits, max_age, age_per_hit=age_per_hit,
+                               freeze_lost=freeze_lost)
+        assert (k0 is None) == (k1 is None)
+        if k0 is not None:
+            assert k1.dtype == k0.dtype and np.array_equal(k0, k1)
+        for name in ("info", "kf_state", "score", "obs", "kf_last"):
+            a, b = getattr(sets[0], name), getattr(sets[1], name)
+            assert a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a.view(np.uint8), b.view(np.uint8)), name
+
+
+@pytest.mark.parametrize("n_objects", [4, 10, 25])
+def test_small_frame_lifecycle_equals_array_lifecycle(monkeypatch, n_objects):
+    """The tracker with the lifecycle on Python ints gives the same tracks as with TrackSet.step."""
+    rng = np.random.default_rng(100 + n_objects)
+    pos = rng.uniform(0, 600, (n_objects, 2))
+    vel = rng.normal(0, 3, (n_objects, 2))
+    size = rng.uniform(20, 60, (n_objects, 2))
+    frames = []
+    for f in range(150):
+        pos += vel
+        keep = rng.uniform(size=n_objects) > 0.25
+        xy = pos[keep] + rng.normal(0, 2, (keep.sum(), 2))
+        wh = size[keep] * rng.uniform(0.9, 1.1, (keep.sum(), 2))
+        fp = rng.uniform(0, 600, (rng.poisson(1.5), 2))
+        boxes = np.r_[np.c_[xy, xy + wh], np.c_[fp, fp + 40]]
+        frames.append(Detections(boxes=boxes, scores=rng.uniform(0.05, 1.0, len(boxes))))
+
+    def run(cfg):
+        tr = Tracker(cfg, frame_rate=25.0)
+        tr.fit_scores(np.concatenate([d.scores for d in frames]))
+        outs = [tr.update(Detections(boxes=d.boxes.copy(), scores=d.scores.copy())) for d in frames]
+        return [(o.ids.tolist(), o.boxes.tolist(), o.states, o.det_index.tolist(),
+                 [np.asarray(a).tolist() for a in o.others]) for o in outs]
+
+    cfgs = [TrackConfig(), TrackConfig(age_per_hit=0, freeze_lost=True), TrackConfig(output_tentative=True)]
+    calls = []
+    from cvray.track.track import TrackSet
+    orig = TrackSet.step_rows
+    monkeypatch.setattr(TrackSet, "step_rows", lambda self, *a, **k: calls.append(1) or orig(self, *a, **k))
+    fast = [run(c) for c in cfgs]
+    assert calls, "the scene should exercise the Python lifecycle"
+    monkeypatch.setattr(tracker_mod, "_STEP_PY_MAX", -1)
+    assert [run(c) for c in cfgs] == fast

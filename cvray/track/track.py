@@ -34,6 +34,8 @@ _NEXT[CONFIRMED, 0] = LOST                         # missed
 _NEXT[CONFIRMED, 1] = CONFIRMED
 _NEXT[LOST, 0, :, 0] = LOST                        # missed, not expired
 _NEXT[LOST, 1] = CONFIRMED                         # re-found
+#: _NEXT as nested lists of Python ints (TrackSet.step_rows)
+_NEXT_L = _NEXT.tolist()
 
 
 class TrackSet:
@@ -143,6 +145,54 @@ class TrackSet:
             return None
         self.info, self.kf_state, self.score = (info.compress(keep, axis=0), self.kf_state.compress(keep, axis=0),
                                                 self.score[keep])
+        self.obs, self.kf_last = self.obs.compress(keep, axis=0), self.kf_last.compress(keep, axis=0)
+        if self.embedding is not None:
+            self.embedding, self.has_embedding = self.embedding[keep], self.has_embedding[keep]
+        return keep
+
+    def step_rows(self, det_of: list, min_hits: int, max_age: int, *, age_per_hit: float = 0.0,
+                  freeze_lost: bool = False) -> np.ndarray | None:
+        """:meth:`step` on Python ints for a handful of tracks (fewer numpy calls; the same integer
+        arithmetic and table, so the same result): ``det_of[i] >= 0`` marks row ``i`` matched.
+        ``age_per_hit`` must be 0 (no cap) or 1 (cap ``min(hits, max_age)``)."""
+        info = self.info
+        n = len(info)
+        if n == 0:
+            return None
+        rows = info.tolist()
+        nxt = _NEXT_L
+        capped = age_per_hit > 0
+        lost, deleted = [], False
+        for i, row in enumerate(rows):
+            if det_of[i] >= 0:
+                h = row[HITS] = row[HITS] + 1
+                row[SINCE] = 0
+                st = nxt[row[STATE]][1][h >= min_hits][0 > (max_age if not capped or h > max_age else h)]
+            else:
+                h, s = row[HITS], row[SINCE]
+                st = nxt[row[STATE]][0][h >= min_hits][s > (max_age if not capped or h > max_age else h)]
+            row[STATE] = st
+            if st == LOST:
+                lost.append(i)
+            elif st == DELETED:
+                deleted = True
+        if lost:
+            ks = self.kf_state
+            lo = 4 if freeze_lost else 6
+            if ks.flags.c_contiguous and len(lost) <= 8:
+                k = ks.data
+                for i in lost:
+                    for j in range(lo, 8):
+                        k[i, j] = 0.0
+            else:
+                ks[lost, lo:8] = 0.0
+        if not deleted:
+            self.info = np.array(rows, np.int64)
+            return None
+        keep_l = [row[STATE] != DELETED for row in rows]
+        keep = np.array(keep_l)
+        self.info = np.array([row for row, k in zip(rows, keep_l) if k], np.int64).reshape(-1, 6)
+        self.kf_state, self.score = self.kf_state.compress(keep, axis=0), self.score[keep]
         self.obs, self.kf_last = self.obs.compress(keep, axis=0), self.kf_last.compress(keep, axis=0)
         if self.embedding is not None:
             self.embedding, self.has_embedding = self.embedding[keep], self.has_embedding[keep]

@@ -50,6 +50,8 @@ _SMALL_MAX = 1024
 _TINY = np.finfo(np.float64).tiny
 #: _after_shift_small moves up to this many tracks element by element (fewer calls), more by _ego_move
 _EGO_PY_ROWS = 8
+#: TrackSet.step_rows (the lifecycle on Python ints) up to this many tracks, TrackSet.step above
+_STEP_PY_MAX = 24
 
 #: ``extractor(image, boxes_xyxy) -> (N, D)`` L2-normalised embeddings
 Extractor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -252,8 +254,13 @@ class Tracker:
             det_of[rows] = cols
             if dets.embeddings is not None:
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
-        keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
-                      freeze_lost=cfg.freeze_lost, matched=(det_of >= 0).view(np.uint8))
+        if n_old <= _STEP_PY_MAX and (cfg.age_per_hit == 0 or cfg.age_per_hit == 1.0):
+            # a handful of tracks: the lifecycle on Python ints (same table, same result)
+            keep = T.step_rows(det_of.tolist(), cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
+                               freeze_lost=cfg.freeze_lost)
+        else:
+            keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
+                          freeze_lost=cfg.freeze_lost, matched=(det_of >= 0).view(np.uint8))
         if keep is not None:
             det_of, prior = det_of[keep], prior.compress(keep, axis=0)
 
