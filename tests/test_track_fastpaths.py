@@ -197,7 +197,8 @@ def test_step_rows_equals_step(age_per_hit, freeze_lost):
 
 @pytest.mark.parametrize("n_objects", [4, 10, 25])
 def test_small_frame_lifecycle_equals_array_lifecycle(monkeypatch, n_objects):
-    """The tracker with the lifecycle on Python ints gives the same tracks as with TrackSet.step."""
+    """The tracker with the lifecycle on Python ints (and the output rows it lists) gives the same
+    tracks as with TrackSet.step and the output mask."""
     rng = np.random.default_rng(100 + n_objects)
     pos = rng.uniform(0, 600, (n_objects, 2))
     vel = rng.normal(0, 3, (n_objects, 2))
@@ -219,7 +220,8 @@ def test_small_frame_lifecycle_equals_array_lifecycle(monkeypatch, n_objects):
         return [(o.ids.tolist(), o.boxes.tolist(), o.states, o.det_index.tolist(),
                  [np.asarray(a).tolist() for a in o.others]) for o in outs]
 
-    cfgs = [TrackConfig(), TrackConfig(age_per_hit=0, freeze_lost=True), TrackConfig(output_tentative=True)]
+    cfgs = [TrackConfig(), TrackConfig(age_per_hit=0, freeze_lost=True), TrackConfig(output_tentative=True),
+            TrackConfig(confirm_score=0.8), TrackConfig(min_hits=1), TrackConfig(min_hits=3, output_tentative=True)]
     calls = []
     from cvray.track.track import TrackSet
     orig = TrackSet.step_rows

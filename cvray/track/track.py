@@ -151,10 +151,13 @@ class TrackSet:
         return keep
 
     def step_rows(self, det_of: list, min_hits: int, max_age: int, *, age_per_hit: float = 0.0,
-                  freeze_lost: bool = False) -> np.ndarray | None:
+                  freeze_lost: bool = False, shown: list | None = None,
+                  show_tentative: bool = False) -> np.ndarray | None:
         """:meth:`step` on Python ints for a handful of tracks (fewer numpy calls; the same integer
         arithmetic and table, so the same result): ``det_of[i] >= 0`` marks row ``i`` matched.
-        ``age_per_hit`` must be 0 (no cap) or 1 (cap ``min(hits, max_age)``)."""
+        ``age_per_hit`` must be 0 (no cap) or 1 (cap ``min(hits, max_age)``). ``shown``: a list
+        that gets the new (kept) row indices, ascending, of the matched rows now confirmed (with
+        ``show_tentative`` also the tentative ones: every matched row)."""
         info = self.info
         n = len(info)
         if n == 0:
@@ -162,12 +165,16 @@ class TrackSet:
         rows = info.tolist()
         nxt = _NEXT_L
         capped = age_per_hit > 0
-        lost, deleted = [], False
+        lost, deleted = [], 0
         for i, row in enumerate(rows):
             if det_of[i] >= 0:
                 h = row[HITS] = row[HITS] + 1
                 row[SINCE] = 0
                 st = nxt[row[STATE]][1][h >= min_hits][0 > (max_age if not capped or h > max_age else h)]
+                row[STATE] = st
+                if shown is not None and (st == CONFIRMED or show_tentative):   # (never deleted)
+                    shown.append(i - deleted)
+                continue
             else:
                 h, s = row[HITS], row[SINCE]
                 st = nxt[row[STATE]][0][h >= min_hits][s > (max_age if not capped or h > max_age else h)]
@@ -175,7 +182,7 @@ class TrackSet:
             if st == LOST:
                 lost.append(i)
             elif st == DELETED:
-                deleted = True
+                deleted += 1
         if lost:
             ks = self.kf_state
             lo = 4 if freeze_lost else 6

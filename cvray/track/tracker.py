@@ -256,9 +256,11 @@ class Tracker:
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
         if n_old <= _STEP_PY_MAX and (cfg.age_per_hit == 0 or cfg.age_per_hit == 1.0):
             # a handful of tracks: the lifecycle on Python ints (same table, same result)
+            shown = []
             keep = T.step_rows(det_of.tolist(), cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
-                               freeze_lost=cfg.freeze_lost)
+                               freeze_lost=cfg.freeze_lost, shown=shown, show_tentative=cfg.output_tentative)
         else:
+            shown = None
             keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
                           freeze_lost=cfg.freeze_lost, matched=(det_of >= 0).view(np.uint8))
         if keep is not None:
@@ -269,14 +271,20 @@ class Tracker:
         if len(new):
             n_kept = len(T)
             z_new = xyxy_to_cxcywh(boxes.take(new, axis=0))
+            confirmed = (self.frame == 1 or cfg.min_hits <= 1
+                         or (cfg.confirm_score is not None and scores[new] >= cfg.confirm_score))
             T.add(kf.initiate_state(z_new), dets.scores[new], dets.classes[new],
-                  self.frame, confirmed=(self.frame == 1 or cfg.min_hits <= 1
-                                         or (cfg.confirm_score is not None
-                                             and scores[new] >= cfg.confirm_score)),
+                  self.frame, confirmed=confirmed,
                   embedding=None if dets.embeddings is None else dets.embeddings[new], obs=z_new)
+            if shown is not None:
+                # the new rows shown: all with output_tentative, else the confirmed ones
+                if cfg.output_tentative or confirmed is True:
+                    shown.extend(range(n_kept, n_kept + len(new)))
+                elif confirmed is not False:
+                    shown.extend((n_kept + np.flatnonzero(confirmed)).tolist())
             det_of = np.concatenate([det_of, new])
             prior = np.concatenate([prior, T.xyxy(slice(n_kept, None))])
-        return self._output(det_of, prior, boxes)
+        return self._output(det_of, prior, boxes, shown)
 
     def _associate_dense(self, iou_all, sim_all, prior, boxes, scores, high, tentative, state, det_area, dets):
         """Steps 3-5 on the IoU / similarity matrices (any configuration). Returns the matched
@@ -583,15 +591,22 @@ class Tracker:
             s[act] = kf.update_state(kf.predict_state(s[act]), zk)
         return s
 
-    def _output(self, det_of: np.ndarray, prior: np.ndarray, det_boxes: np.ndarray) -> FrameTracks:
+    def _output(self, det_of: np.ndarray, prior: np.ndarray, det_boxes: np.ndarray,
+                shown: list | None = None) -> FrameTracks:
+        """``shown``: the rows to output, ascending, when the lifecycle on Python ints
+        (TrackSet.step_rows) has listed them (the rows of the mask below)."""
         T = self.tracks
         info = T.info
-        state = info[:, STATE]
-        if self.cfg.output_tentative:
-            show = (det_of >= 0) & (state <= CONFIRMED)     # tentative or confirmed
+        if shown is not None:
+            idx = np.array(shown, np.int64) if shown else _EMPTY
+            show = None
         else:
-            show = (det_of >= 0) & (state == CONFIRMED)            # (matched this frame or new)
-        idx = show.nonzero()[0]
+            state = info[:, STATE]
+            if self.cfg.output_tentative:
+                show = (det_of >= 0) & (state <= CONFIRMED)     # tentative or confirmed
+            else:
+                show = (det_of >= 0) & (state == CONFIRMED)            # (matched this frame or new)
+            idx = show.nonzero()[0]
         sel = info.take(idx, axis=0)
         det_idx = det_of.take(idx)
         boxes = det_boxes.take(det_idx, axis=0) if self.cfg.output_box == "detection" else T.xyxy(idx)
@@ -600,7 +615,12 @@ class Tracker:
 
         def others() -> tuple[np.ndarray, np.ndarray, list[str]]:
             # ``info`` is this frame's array: the next frame's prediction makes a new one
-            rest = (~show).nonzero()[0]
+            if show is None:
+                rest = np.ones(len(info), bool)
+                rest[idx] = False
+                rest = rest.nonzero()[0]
+            else:
+                rest = (~show).nonzero()[0]
             return info[rest, ID], prior[rest], _STATE_ARR[info[rest, STATE]].tolist()
 
         return FrameTracks(frame=self.frame, ids=sel[:, ID], boxes=boxes, scores=T.score.take(idx),
