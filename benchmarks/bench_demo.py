@@ -103,7 +103,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     doc = REPO / "docs" / "benchmarks.md"
     old = doc.read_text()
-    pat = re.compile(re.escape(SECTION) + r".*?(?=\n## |\Z)", re.S)
+    pat = re.compile(re.escape(SECTION) + r".*?(?=\n##+ |\Z)", re.S)  # up to the next heading of any level
     new = pat.sub(text.rstrip() + "\n", old) if SECTION in old else old.rstrip() + "\n\n" + text
     doc.write_text(new)
 
