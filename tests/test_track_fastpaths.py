@@ -183,10 +183,13 @@ def test_step_rows_equals_step(age_per_hit, freeze_lost):
         det_of = np.where(rng.uniform(size=n) < 0.5, rng.integers(0, 9, n), -1)
         rows = (det_of >= 0).nonzero()[0]
         min_hits, max_age = int(rng.integers(1, 4)), int(rng.integers(1, 30))
+        since_step = case % 2                      # the frame's +1 added before (numpy) or in step_rows
+        if since_step:
+            sets[0].info = sets[0].info + np.eye(6, dtype=np.int64)[SINCE]
         k0 = sets[0].step(rows, min_hits, max_age, age_per_hit=age_per_hit, freeze_lost=freeze_lost,
                           matched=(det_of >= 0).view(np.uint8))
         k1 = sets[1].step_rows(det_of.tolist(), min_hits, max_age, age_per_hit=age_per_hit,
-                               freeze_lost=freeze_lost)
+                               freeze_lost=freeze_lost, since_step=since_step)
         assert (k0 is None) == (k1 is None)
         if k0 is not None:
             assert k1.dtype == k0.dtype and np.array_equal(k0, k1)
@@ -221,6 +224,7 @@ def test_small_frame_lifecycle_equals_array_lifecycle(monkeypatch, n_objects):
                  [np.asarray(a).tolist() for a in o.others]) for o in outs]
 
     cfgs = [TrackConfig(), TrackConfig(age_per_hit=0, freeze_lost=True), TrackConfig(output_tentative=True),
+            TrackConfig(max_age=3), TrackConfig(ocr=True, oru=True),
             TrackConfig(confirm_score=0.8), TrackConfig(min_hits=1), TrackConfig(min_hits=3, output_tentative=True)]
     calls = []
     from cvray.track.track import TrackSet

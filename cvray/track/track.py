@@ -152,12 +152,14 @@ class TrackSet:
 
     def step_rows(self, det_of: list, min_hits: int, max_age: int, *, age_per_hit: float = 0.0,
                   freeze_lost: bool = False, shown: list | None = None,
-                  show_tentative: bool = False) -> np.ndarray | None:
+                  show_tentative: bool = False, since_step: int = 0) -> np.ndarray | None:
         """:meth:`step` on Python ints for a handful of tracks (fewer numpy calls; the same integer
         arithmetic and table, so the same result): ``det_of[i] >= 0`` marks row ``i`` matched.
         ``age_per_hit`` must be 0 (no cap) or 1 (cap ``min(hits, max_age)``). ``shown``: a list
         that gets the new (kept) row indices, ascending, of the matched rows now confirmed (with
-        ``show_tentative`` also the tentative ones: every matched row)."""
+        ``show_tentative`` also the tentative ones: every matched row). ``since_step``: added
+        to the frames since the last match of the unmatched rows first (the frame's step that
+        the tracker otherwise adds to the whole column before the association)."""
         info = self.info
         n = len(info)
         if n == 0:
@@ -176,7 +178,8 @@ class TrackSet:
                     shown.append(i - deleted)
                 continue
             else:
-                h, s = row[HITS], row[SINCE]
+                h, s = row[HITS], row[SINCE] + since_step
+                row[SINCE] = s
                 st = nxt[row[STATE]][0][h >= min_hits][s > (max_age if not capped or h > max_age else h)]
             row[STATE] = st
             if st == LOST:

@@ -200,13 +200,18 @@ class Tracker:
         n_old = len(T)
         info = T.info
         state = info[:, STATE]
+        # a handful of tracks: the lifecycle on Python ints (TrackSet.step_rows), which also adds
+        # the frame since the last match (nothing before it reads that column without ORU)
+        py_step = (n_old <= _STEP_PY_MAX and (cfg.age_per_hit == 0 or cfg.age_per_hit == 1.0)
+                   and not cfg.oru)
         if n_old:
             T.kf_state = kf.predict_state(T.kf_state)
-            # a new array, not in place: the previous frame's output may still read the old one
-            global _SINCE_ROWS
-            if n_old > len(_SINCE_ROWS):
-                _SINCE_ROWS = np.tile(_SINCE_STEP, (2 * n_old, 1))
-            T.info = info = info + _SINCE_ROWS[:n_old]
+            if not py_step:
+                # a new array, not in place: the previous frame's output may still read the old one
+                global _SINCE_ROWS
+                if n_old > len(_SINCE_ROWS):
+                    _SINCE_ROWS = np.tile(_SINCE_STEP, (2 * n_old, 1))
+                T.info = info = info + _SINCE_ROWS[:n_old]
         if self.cmc is not None and image is not None:
             warp = self.cmc.estimate(image)
             if n_old:
@@ -254,11 +259,12 @@ class Tracker:
             det_of[rows] = cols
             if dets.embeddings is not None:
                 T.update_embedding(hr, dets.embeddings[hc], cfg.appearance.ema_momentum)
-        if n_old <= _STEP_PY_MAX and (cfg.age_per_hit == 0 or cfg.age_per_hit == 1.0):
+        if py_step:
             # a handful of tracks: the lifecycle on Python ints (same table, same result)
             shown = []
             keep = T.step_rows(det_of.tolist(), cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
-                               freeze_lost=cfg.freeze_lost, shown=shown, show_tentative=cfg.output_tentative)
+                               freeze_lost=cfg.freeze_lost, shown=shown, show_tentative=cfg.output_tentative,
+                               since_step=1)
         else:
             shown = None
             keep = T.step(rows, cfg.min_hits, self.max_age, age_per_hit=cfg.age_per_hit,
