@@ -87,8 +87,9 @@ class _RoIAlignFn(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         (rois,) = ctx.saved_tensors
         (B, C, H, W), spatial_scale, ph, pw, sr, aligned = ctx.meta
-        grad_in = torch.zeros(B * H * W, C, dtype=grad_out.dtype, device=grad_out.device)
-        if rois.shape[0]:
+        if not rois.shape[0]:
+            grad_in = torch.zeros(B * H * W, C, dtype=grad_out.dtype, device=grad_out.device)
+        else:
             idx, w = _sample_corners(rois, H, W, spatial_scale, ph, pw, sr, aligned)
             # grad_in = M @ grad_out, M the sparse (input pixel x output bin) bilinear weights
             n_bins = rois.shape[0] * ph * pw
