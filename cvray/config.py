@@ -69,6 +69,7 @@ _SECTIONS: dict[str, str] = {
     "predict": "cvray.predict.config:PredictConfig",
     "eval": "cvray.evaluate.config:EvalConfig",
     "submit": "cvray.submit.config:SubmitConfig",
+    "tune": "cvray.tune.config:TuneConfig",
 }
 
 

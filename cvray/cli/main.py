@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "cvray.cli.demo",
     "cvray.cli.validate",
     "cvray.cli.train",
+    "cvray.cli.tune",
     "cvray.cli.eval",
     "cvray.cli.predict",
     "cvray.cli.report",

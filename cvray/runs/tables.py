@@ -45,6 +45,10 @@ RUN_TABLES: dict[str, str] = {
     "per_class_ap": "cvray.train.outputs:PER_CLASS_AP_SCHEMA",
     "per_class_iou": "cvray.train.outputs:PER_CLASS_IOU_SCHEMA",
     "worker_seeds": "cvray.train.outputs:WORKER_SEEDS_SCHEMA",
+    # tune: trials adds one param:<key> column per numeric searched key, trial_curves one column
+    # per reported metric
+    "trials": "cvray.tune.outputs:TRIALS_SCHEMA",
+    "trial_curves": "cvray.tune.outputs:TRIAL_CURVES_SCHEMA",
 }
 
 

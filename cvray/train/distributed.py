@@ -149,8 +149,12 @@ def _train_fn(config: dict[str, Any]) -> None:
     ray.train.report({"done": True, "iteration": summary["iterations"]})
 
 
-def train_with_ray(job: TrainJob, *, on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+def train_with_ray(job: TrainJob, *, on_progress: Callable[..., None] | None = None,
+                   callbacks: list | None = None) -> dict[str, Any]:
     """Run ``job`` on a Ray Train worker group; returns rank 0's summary.
+
+    ``callbacks``: Ray Train callbacks for ``RunConfig`` (``cvray tune`` passes Tune's
+    ``TuneReportCallback`` when a trial is a multi-worker Ray Train run).
 
     ``on_progress(done, total, **info)`` is called from a driver thread while ``fit()`` runs
     (from the main worker's progress file) and once more after it returns.
@@ -184,6 +188,7 @@ def train_with_ray(job: TrainJob, *, on_progress: Callable[..., None] | None = N
             name="train", storage_path=path, storage_filesystem=fs,
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            **({"callbacks": list(callbacks)} if callbacks else {}),
         ),
     )
     poller = None

@@ -33,7 +33,7 @@ from cvray.train.outputs import TrainOutputs
 from cvray.train.schedule import build_optimizer, build_scheduler
 from cvray.train.transforms import build_transforms
 
-__all__ = ["TrainJob", "WorkerEnv", "WorkerState", "build_state", "carry_over_history", "chunks", "resume",
+__all__ = ["TrainJob", "apply_optim_config", "WorkerEnv", "WorkerState", "build_state", "carry_over_history", "chunks", "resume",
            "run_worker", "summary", "worker_hooks", "worker_seed"]
 
 log = logging.getLogger(__name__)
@@ -174,11 +174,26 @@ def resume(job: TrainJob, env: WorkerEnv, ws: WorkerState) -> bool:
         return False
     state = ws.state
     restore(state, ckpt, rank=env.rank)
+    apply_optim_config(state, job.cfg)
     state.last_checkpoint, state.last_checkpoint_iter = (store.path("latest") if store else None,
                                                          state.iteration)
     log.info("rank %d resumed at iteration %d (lr %.4g)", env.rank, state.iteration,
              state.optimizer.param_groups[0]["lr"])
     return True
+
+
+def apply_optim_config(state, cfg: TrainConfig) -> None:
+    """After a restore, the job's own ``optim.lr`` and ``weight_decay`` rule: a plain resume
+    changes nothing (same values), a PBT-exploited Tune trial continues from the donor's weights
+    and optimizer moments with its own, mutated, learning rate at the restored schedule position."""
+    lr, wd = cfg.optim.lr, cfg.optim.weight_decay
+    sched = state.scheduler
+    if getattr(sched, "base_lrs", None) is not None:
+        sched.base_lrs = [lr for _ in sched.base_lrs]
+    factors = [f(sched.last_epoch) for f in getattr(sched, "lr_lambdas", [])] or [1.0]
+    for i, g in enumerate(state.optimizer.param_groups):
+        g["initial_lr"], g["weight_decay"] = lr, wd
+        g["lr"] = lr * factors[min(i, len(factors) - 1)]
 
 
 def worker_hooks(job: TrainJob, env: WorkerEnv, ws: WorkerState, outputs: TrainOutputs) -> DefaultHooks:

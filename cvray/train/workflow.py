@@ -87,8 +87,13 @@ def make_job(run: Any, section: TrainConfig, inputs: TrainInputs, *, extra_hooks
                     extra_hooks=tuple(extra_hooks))
 
 
-def fit(job: TrainJob, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
-    """Train in this process (rank 0 of 1), no Ray: the reference loop for tests and benchmarks."""
+def fit(job: TrainJob, on_progress: ProgressCallback | None = None, *,
+        initial_checkpoint: dict | None = None) -> dict[str, Any]:
+    """Train in this process (rank 0 of 1), no Ray: the reference loop for tests and benchmarks.
+
+    ``initial_checkpoint``: a checkpoint dict to continue from (a Tune trial's, which may be
+    another trial's under PBT); its model, optimizer, schedule position and RNG are restored and
+    the job's own ``optim.lr`` / ``weight_decay`` apply from there on."""
     recs = [(r, None) for r in image_records(load_coco(job.train_annotations))]
 
     def train_records(epoch: int):
@@ -99,7 +104,7 @@ def fit(job: TrainJob, on_progress: ProgressCallback | None = None) -> dict[str,
 
     steps = len(recs) // job.cfg.batch_size // job.cfg.grad_accum_steps
     return run_worker(job, WorkerEnv(train_records=train_records, steps_per_epoch=steps or None,
-                                     on_progress=on_progress))
+                                     on_progress=on_progress, initial_checkpoint=initial_checkpoint))
 
 
 def run_train(run: Any, section: TrainConfig, inputs: TrainInputs, *, ray: bool = True,
