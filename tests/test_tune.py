@@ -131,3 +131,96 @@ def test_outputs_and_plots(asha):
     assert {"trials", "trial_curves"} <= set(m["tables"])
     curves = _table(run, "trial_curves")
     assert len({(r["trial_id"], r["iteration"]) for r in curves}) == len(curves)
+
+
+def _wait_for(pred, timeout: float, what: str, proc=None):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if pred():
+            return
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the search ended (rc {proc.returncode}) before {what}: "
+                                 f"{proc.stderr.read()[-3000:] if proc.stderr else ''}")
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.mark.parametrize("sig, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+def test_interrupt_then_resume_runs_every_trial_once(dataset, tmp_path, sig, rc):
+    """SIGINT (Ctrl-C) or SIGTERM (`ray job stop`) mid-search, then ``--resume``: finished trials
+    are kept as they were, unfinished ones continue from their last checkpoint, and every trial
+    ends terminated exactly once. Optuna TPE proposes the trials (its state is resumed too)."""
+    cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=20, tune={
+        "scheduler": "fifo", "search": "optuna", "num_samples": 3, "max_concurrent_trials": 2,
+        "optuna": {"n_startup_trials": 2},
+        "space": {"optim.lr": {"type": "loguniform", "low": 5e-4, "high": 4e-3}}})
+    root = tmp_path / "runs"
+    proc = subprocess.Popen([*CLI, "tune", "--config", str(cfg), "--root", str(root)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def finished_trials():
+            return [p for p in root.glob("*/trials/*/manifest.json")]
+
+        def started_third():  # one trial done, a later one has reported to Tune: mid-search
+            reported = [p for p in root.glob("*/ray/tune/*/result.json") if p.stat().st_size > 0]
+            return len(finished_trials()) >= 1 and len(reported) >= 3
+
+        _wait_for(started_third, 400, "a trial to finish and a third to report", proc)
+        before = {p.parent.name: json.loads((p.parent / "_started.json").read_text())["started_at"]
+                  for p in finished_trials()}
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == rc, err[-3000:]
+    (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
+    if sig == signal.SIGKILL:  # the driver died: no manifest, no tables; Tune's last snapshot (<= 5 s old) stays
+        assert not (run_dir / "manifest.json").exists()
+        first = {}
+    else:
+        assert "Traceback" not in err
+        m = json.loads((run_dir / "manifest.json").read_text())
+        assert m["status"] == "interrupted" and f"--resume {run_dir.name}" in m["summary"]["resume"]
+        first = {t["trial_id"]: t for t in _table(str(run_dir), "trials")}
+        assert any(t["status"] in ("interrupted", "pending") for t in first.values()), first
+
+    p = _cvray("tune", "--resume", run_dir.name, "--root", str(root), "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    trials = _table(str(run_dir), "trials")
+    ids = [t["trial_id"] for t in trials]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert all(t["tune_status"] == "TERMINATED" and t["status"] == "completed" for t in trials), trials
+    for tid, started in before.items():  # finished before the stop: not trained again
+        assert json.loads((run_dir / "trials" / tid / "_started.json").read_text())["started_at"] == started
+    curves = _table(str(run_dir), "trial_curves")
+    for tid in ids:
+        its = [r["iteration"] for r in curves if r["trial_id"] == tid]
+        assert its == [10, 20], (tid, its)
+    resumed = [tid for tid, t in first.items() if t["status"] == "interrupted" and t["iterations"] >= 10]
+    assert resumed or sig == signal.SIGKILL, json.dumps(first, indent=1, default=str)  # the third trial had reported when the signal came
+    for tid in resumed:  # continued from its checkpoint, not from iteration 0
+        rows = [r for r in curves if r["trial_id"] == tid and r["iteration"] > first[tid]["iterations"]]
+        assert rows and all(r["restored_iteration"] >= first[tid]["iterations"] for r in rows), (tid, rows)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "succeeded"
+
+
+def test_multi_worker_trial_is_a_ray_train_run(dataset, tmp_path):
+    """tune.trial_workers=2: the trial drives a 2-worker Ray Train run (Train V2 inside Tune) whose
+    evaluations reach Tune through TuneReportCallback."""
+    cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=4, eval_period=2, batch_size=2, tune={
+        "scheduler": "fifo", "num_samples": 1, "trial_workers": 2,
+        "space": {"optim.lr": {"type": "choice", "values": [SANE_LR]}}})
+    import yaml
+
+    d = yaml.safe_load(cfg.read_text())
+    d["train"]["cpus_per_worker"] = 0.99  # 2 workers + the trial's 0.01-CPU driver on 2 CPUs
+    cfg.write_text(yaml.safe_dump(d))
+    p = _cvray("tune", "--config", str(cfg), "--root", str(tmp_path / "runs"), "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    (t,) = _table(out["run_uri"], "trials")
+    assert t["status"] == "completed" and t["evaluations"] == 2 and t["iterations"] == 4
+    trial_run = storage.join(out["run_uri"], "trials", t["trial_id"])
+    assert len(_table(trial_run, "worker_seeds")) == 2  # two Ray Train workers trained it
+    assert storage.exists(out["best"]["checkpoint"])

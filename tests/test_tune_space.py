@@ -81,6 +81,8 @@ def test_classify_statuses():
     assert classify({"rows": rows(10, 20, 30), "status": "TERMINATED"}, **kw)[::2] == ("early_stopped", 20)
     assert classify({"rows": rows(10), "status": "ERROR", "error": "boom"}, **kw)[0] == "error"
     assert classify({"rows": rows(10), "status": "RUNNING"}, **{**kw, "interrupted": True})[0] == "interrupted"
+    assert classify({"rows": rows(10), "status": "TERMINATED"}, **{**kw, "interrupted": True})[0] == "interrupted"
+    assert classify({"rows": rows(10, 20, 30, 40), "status": "TERMINATED"}, **{**kw, "interrupted": True})[0] == "completed"
     assert classify({"rows": [], "status": "PENDING"}, **{**kw, "interrupted": True})[0] == "pending"
     assert classify({"rows": rows(10), "status": "TERMINATED"}, **{**kw, "budget_exhausted": True})[0] == "time_budget"
 

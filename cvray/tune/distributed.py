@@ -50,6 +50,7 @@ EXPERIMENT = "tune"
 CKPT_FILE = "model.pt"
 META_FILE = "trial.json"
 STATE_FILE = "tune_state.json"
+DRIVER_CPU = 0.01  # a multi-worker trial's own actor (Tune refuses 0); Ray Train's workers ask for theirs
 
 # driver-side progress callbacks by run id: Tune pickles its callbacks into the experiment state,
 # so the callback holds only this key and finds the function in the process that runs it
@@ -136,9 +137,18 @@ def _ray_train_trial(spec: TrialSpec, trial_id: str, section: Any) -> None:
 
     section = section.model_copy(update={"num_workers": spec.trial_workers,
                                          "checkpoint_period": section.eval_period, "tensorboard": False})
+    class ForwardEvaluations(TuneReportCallback):
+        """Only the workers' reports that carry an evaluation reach Tune (the last report of a
+        run, ``{"done": True}``, has no metric for the scheduler)."""
+
+        def after_report(self, run_context, metrics, checkpoint):
+            if metrics and spec.metric in metrics[0]:
+                metrics = [{**metrics[0], "trial_id": trial_id}, *metrics[1:]]
+                super().after_report(run_context, metrics, checkpoint)
+
     with _trial_run(spec, trial_id, section) as run:
         job = make_job(run, section, TrainInputs(spec.dataset, seed=spec.seed))
-        run.summary.update(train_with_ray(job, callbacks=[TuneReportCallback()]))
+        run.summary.update(train_with_ray(job, callbacks=[ForwardEvaluations()]))
 
 
 class BudgetStopper(tune.Stopper):
@@ -257,7 +267,7 @@ def _searcher(section: TuneConfig, metric: str, seed: int, max_concurrent: int |
 
 def _resources(section: TuneConfig):
     if section.trial_workers > 1:  # the trial is Ray Train's driver; its workers ask for their own
-        return {"CPU": 0}
+        return {"CPU": DRIVER_CPU}
     return {"CPU": section.trial_cpus, **({"GPU": section.trial_gpus} if section.trial_gpus else {})}
 
 
@@ -268,8 +278,9 @@ def default_concurrency(section: TuneConfig, train_cpus: float) -> int | None:
     if section.max_concurrent_trials:
         return section.max_concurrent_trials
     cpus = ray.cluster_resources().get("CPU", 1)
-    per = section.trial_cpus if section.trial_workers == 1 else section.trial_workers * train_cpus
-    return max(1, int(cpus // per))
+    if section.trial_workers == 1:
+        return max(1, int(cpus // section.trial_cpus))
+    return max(1, int((cpus - DRIVER_CPU) // (section.trial_workers * train_cpus)))
 
 
 class _GracefulStop:
@@ -339,8 +350,9 @@ def tune_with_ray(run, section: TuneConfig, spec: TrialSpec, *, metric: str, gra
             tune_config=RayTuneConfig(
                 metric=metric, mode=section.mode, num_samples=section.num_samples,
                 scheduler=_scheduler(section, metric, spec.max_iter, grace, period),
-                search_alg=_searcher(section, metric, spec.seed, max_concurrent),
-                max_concurrent_trials=max_concurrent, reuse_actors=False),
+                # the searcher limits concurrency itself (BasicVariantGenerator's max_concurrent,
+                # Optuna inside a ConcurrencyLimiter): Tune ignores max_concurrent_trials for them
+                search_alg=_searcher(section, metric, spec.seed, max_concurrent), reuse_actors=False),
             run_config=RunConfig(
                 name=EXPERIMENT, storage_path=root, storage_filesystem=fs, stop=stopper, verbose=0,
                 checkpoint_config=CheckpointConfig(num_to_keep=section.keep_checkpoints,

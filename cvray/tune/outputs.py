@@ -90,7 +90,7 @@ def classify(trial: dict, *, max_iter: int, scheduler: str, milestones: list[int
         return "error", f"error: {trial.get('error') or 'the trial failed'}", None
     if last >= max_iter:
         return "completed", f"reached train.max_iter={max_iter}", None
-    if interrupted and tune_status != "TERMINATED":
+    if interrupted:  # (Tune marks the trials it stopped for the interruption TERMINATED too)
         return ("interrupted", "the search was interrupted; --resume continues it", None) if rows else \
                ("pending", "not started when the search was interrupted", None)
     if budget_exhausted:

@@ -140,14 +140,18 @@ def run_tune(run, section: TuneConfig, inputs: TuneInputs, *, ray: bool = True,
                 f"# cvray train --config {BEST_CONFIG}   retrains it (same seed, same data)\n"
                 + yaml.safe_dump(cfg_out, sort_keys=False))
         storage.write_bytes(run.path(BEST_CONFIG), text.encode())
-        ckpt = None
-        if best["checkpoint"]:
-            from cvray.tune.distributed import CKPT_FILE
+        from cvray.tune.distributed import CKPT_FILE
 
-            src = storage.join(best["checkpoint"], CKPT_FILE)
+        # Tune's best checkpoint of the trial; a multi-worker trial's checkpoints are Ray Train's,
+        # in the trial's own run (best.pt, else latest.pt)
+        trial_run = run.path("trials", best["trial_id"], "checkpoints")
+        ckpt = None
+        for src in ([storage.join(best["checkpoint"], CKPT_FILE)] if best["checkpoint"] else []) + \
+                [storage.join(trial_run, "best.pt"), storage.join(trial_run, "latest.pt")]:
             if storage.exists(src):
                 ckpt = run.path("checkpoints", "best.pt")
                 storage.write_bytes(ckpt, storage.read_bytes(src))
+                break
         summary["best"] = {"trial_id": best["trial_id"], "status": best["status"],
                            inputs.metric: best["last_metric"] if best["status"] == "completed" else best["best_metric"],
                            "config": {k: v for k, v in best["params"].items()},
