@@ -21,6 +21,7 @@ from tests.tune_helpers import SANE_LR, TINY_LR, easy_dataset, tune_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "cvray.cli.main"]
+PBT_SEED = 1
 
 
 def _cvray(*args, timeout=600, env=None) -> subprocess.CompletedProcess:
@@ -224,3 +225,56 @@ def test_multi_worker_trial_is_a_ray_train_run(dataset, tmp_path):
     trial_run = storage.join(out["run_uri"], "trials", t["trial_id"])
     assert len(_table(trial_run, "worker_seeds")) == 2  # two Ray Train workers trained it
     assert storage.exists(out["best"]["checkpoint"])
+
+
+def test_pbt_exploit_continues_from_the_donors_checkpoint(dataset, tmp_path):
+    """PBT: a trial in the bottom quantile takes a top trial's checkpoint. Shown from the data: the
+    weights it restored hash to the donor's weights at the donor's reported iteration, and its
+    curve goes on from that iteration (not from 0) with its own, mutated, learning rate."""
+    cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=30, seed=PBT_SEED, tune={
+        "scheduler": "pbt", "num_samples": 2, "max_concurrent_trials": 2,
+        "pbt": {"perturbation_interval": 10, "quantile_fraction": 0.5, "resample_probability": 1.0},
+        "space": {"optim.lr": {"type": "choice", "values": [SANE_LR, TINY_LR]}}})
+    p = _cvray("tune", "--config", str(cfg), "--root", str(tmp_path / "runs"), "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    curves = _table(out["run_uri"], "trial_curves")
+    trials = _table(out["run_uri"], "trials")
+    exploited = [r for r in curves if r["restored_from"] and r["restored_from"] != r["trial_id"]]
+    assert exploited, "PBT exploited no trial"
+    assert all(t["status"] == "completed" for t in trials), trials
+    for r in exploited:
+        donor = [d for d in curves if d["trial_id"] == r["restored_from"] and d["iteration"] == r["restored_iteration"]]
+        assert donor and donor[0]["weights_sha"] == r["restored_sha"], (r, donor)
+        assert r["iteration"] > r["restored_iteration"]
+    assert any(t["restored_from"] for t in trials)
+    for t in trials:  # the trial's lr after the exploitation is its own, mutated one
+        trial_run = storage.join(out["run_uri"], "trials", t["trial_id"])
+        final_lr = json.loads(t["sampled"])["optim.lr"]
+        last = max(_table(trial_run, "train_curves"), key=lambda r: r["iteration"])
+        assert abs(last["lr"] - final_lr) < 1e-12, (t["trial_id"], last["lr"], final_lr)
+
+
+def test_s3_storage_and_a_budget_that_survives_resume(dataset, tmp_path, s3_bucket, s3_server):
+    """Experiment state, trials and the best config on S3 (moto); tune.time_budget_s stops the
+    search, and a resumed search has no budget left: it trains no further."""
+    root = s3_bucket + "/runs"
+    cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=400, storage_root=root, tune={
+        "scheduler": "asha", "num_samples": 4, "max_concurrent_trials": 2, "time_budget_s": 15,
+        "space": {"optim.lr": {"type": "loguniform", "low": 5e-4, "high": 4e-3}}})
+    env = {"AWS_ENDPOINT_URL": s3_server}
+    p = _cvray("tune", "--config", str(cfg), "--json", env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["run_uri"].startswith("s3://") and out["budget_exhausted"] is True
+    trials = _table(out["run_uri"], "trials")
+    assert trials and all(t["iterations"] < 400 for t in trials)
+    assert {t["status"] for t in trials} <= {"time_budget", "pending", "early_stopped"}
+    assert storage.exists(storage.join(out["run_uri"], "best_config.yaml"))
+    assert storage.list_files(storage.join(out["run_uri"], "ray", "tune"), suffix=".json")
+    trained = {t["trial_id"]: t["iterations"] for t in trials}
+    p = _cvray("tune", "--resume", out["run"], "--root", root, "--json", env=env)
+    assert p.returncode == 0, p.stderr[-3000:]
+    again = json.loads(p.stdout)
+    assert again["budget_exhausted"] is True and again["elapsed_s"] >= 15
+    assert {t["trial_id"]: t["iterations"] for t in _table(out["run_uri"], "trials")} == trained

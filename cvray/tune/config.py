@@ -92,7 +92,8 @@ class TuneConfig(CvrayModel):
                                "trial is a Ray Train run of that many workers (driver on a CPU node)")
     max_failures: int = Field(0, ge=0, description="times Tune retries a failed trial from its checkpoint")
     retry_errored: bool = Field(False, description="--resume: continue errored trials from their checkpoint")
-    keep_checkpoints: int = Field(2, ge=1, description="checkpoints Tune keeps per trial (best by metric)")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints Tune keeps per trial (best by metric; "
+                                  "PBT keeps all: a donor's checkpoint must outlive its cloning)")
     seed: int | None = Field(None, description="the searcher's seed (default: the config's seed)")
 
     @model_validator(mode="after")

@@ -355,7 +355,9 @@ def tune_with_ray(run, section: TuneConfig, spec: TrialSpec, *, metric: str, gra
                 search_alg=_searcher(section, metric, spec.seed, max_concurrent), reuse_actors=False),
             run_config=RunConfig(
                 name=EXPERIMENT, storage_path=root, storage_filesystem=fs, stop=stopper, verbose=0,
-                checkpoint_config=CheckpointConfig(num_to_keep=section.keep_checkpoints,
+                # PBT clones a donor's latest checkpoint while the donor trains on: keep them all
+                checkpoint_config=CheckpointConfig(num_to_keep=None if section.scheduler == "pbt"
+                                                   else section.keep_checkpoints,
                                                    checkpoint_score_attribute=metric,
                                                    checkpoint_score_order=section.mode),
                 failure_config=FailureConfig(max_failures=section.max_failures),
