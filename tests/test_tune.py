@@ -132,6 +132,18 @@ def test_outputs_and_plots(asha):
     assert {"trials", "trial_curves"} <= set(m["tables"])
     curves = _table(run, "trial_curves")
     assert len({(r["trial_id"], r["iteration"]) for r in curves}) == len(curves)
+    from cvray.report.html import build_report
+
+    page = build_report(run)
+    assert "Hyperparameter search (6 trials, asha, random)" in page and asha["best"]["trial_id"] in page
+    assert page.count("data:image/png") >= 3
+    # `--model RUN` on a search gives its best trial's model with the best checkpoint, loaded strictly
+    from cvray.models import ModelConfig, build_model
+    from cvray.predict.model_spec import resolve_model
+
+    mcfg, source = resolve_model(run, ModelConfig(), num_classes=2)
+    assert source.endswith("(best.pt)") and mcfg.backbone == "small_resnet_fpn"
+    build_model(mcfg)
 
 
 def _wait_for(pred, timeout: float, what: str, proc=None):

@@ -118,3 +118,52 @@ def test_budget_stopper_sums_sessions(tmp_path):
 
     c = pickle.loads(pickle.dumps(b))  # as Tune restores it from the experiment state
     assert c.stop_all()
+
+
+def test_cli_refuses_a_bad_search_before_any_run(tmp_path):
+    """User mistakes: one line naming the problem, exit 2, no traceback, no run folder."""
+    import subprocess
+    import sys
+
+    from tests.tune_helpers import easy_dataset, tune_config
+
+    data = easy_dataset(tmp_path / "easy")
+    cfg = tune_config(tmp_path / "t.yaml", data, tune={"space": {"optim.lrr": {"type": "choice", "values": [1]}}})
+    root = tmp_path / "runs"
+    cases = [
+        (["tune", "--config", str(cfg)], "tune.space.optim.lrr: train.optim has no key 'lrr'"),
+        (["tune", "--config", str(cfg), "tune.space.optim.lrr.type=normal"], "tune.space.optim.lrr.type"),
+        (["tune", "--config", str(cfg), "--dataset", str(tmp_path / "nope")], "no train split"),
+        (["tune", "--config", str(cfg), "train.eval_period=0"], "train.eval_period=0"),
+        (["tune", "--resume", "no-such-run"], "no tune run there"),
+        (["tune", "--resume", "x", "tune.num_samples=3"], "drop --config, --dataset and overrides"),
+        (["tune", "--resume", "../x"], "run id"),
+    ]
+    for argv, words in cases:
+        p = subprocess.run([sys.executable, "-m", "cvray.cli.main", *argv, "--root", str(root)],
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 2, (argv, p.stderr)
+        assert words in p.stderr and "Traceback" not in p.stderr, (argv, p.stderr)
+        assert len(p.stderr.strip().splitlines()) <= 2, p.stderr
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_schedulers_use_the_trials_own_iteration():
+    from cvray.tune.distributed import _scheduler
+
+    for name in ("asha", "hyperband", "pbt"):
+        section = TuneConfig.model_validate({"scheduler": name, "space": {
+            "optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}})
+        s = _scheduler(section, "bbox_AP", max_iter=40, grace=10, period=10)
+        assert s._time_attr == "iteration", name
+
+
+def test_space_overrides_land_on_the_yaml_entry(tmp_path):
+    p = tmp_path / "t.yaml"
+    p.write_text("tune:\n  space:\n    optim.lr: {type: loguniform, low: 1.0e-4, high: 1.0e-2}\n"
+                 "    augment: {hflip_prob: {type: uniform, low: 0, high: 0.5}}\n")
+    cfg = load_config(p, ["tune.space.optim.lr.high=0.05", "tune.space.batch_size.type=choice",
+                          "tune.space.batch_size.values=[2,4]"])
+    items = dict(cfg.tune.spec_items())
+    assert items["optim.lr"].high == 0.05 and items["optim.lr"].low == 1e-4
+    assert items["augment.hflip_prob"].high == 0.5 and items["batch_size"].values == [2, 4]

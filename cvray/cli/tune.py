@@ -10,6 +10,7 @@ continue from their last checkpoint.
 from __future__ import annotations
 
 import argparse
+import os
 
 from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
 
@@ -23,30 +24,41 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_tune)
 
 
-def _resume_config(args: argparse.Namespace):
-    """The config the run RUN started with (``tune_config.json``, written before its first trial)."""
-    from cvray.config import load_config
-    from cvray.io import storage
-    from cvray.runs.run import check_run_id
+SESSION_KEYS = ("storage.", "ray.")  # where this session runs, not what the search is
 
-    if args.config or args.overrides or args.dataset:
-        raise CliError("--resume RUN continues RUN with the config it started with: drop --config, "
-                       "--dataset and key=value overrides")
-    base = load_cli_config(argparse.Namespace(config=None, overrides=[], root=args.root, address=args.address))
-    check_run_id(args.resume)
-    uri = storage.join(base.storage.root, args.resume, "tune_config.json")
-    if not storage.exists(uri):
-        raise CliError(f"--resume {args.resume}: no tune run there ({uri} is missing)")
-    stored = storage.read_json(uri)
-    overrides = [f"storage.root={base.storage.root}"] + ([f"ray.address={args.address}"] if args.address else [])
+
+def _resume_config(args: argparse.Namespace):
+    """The config the run RUN started with (``tune_config.json``, written before its first trial),
+    with this session's ``storage.*`` / ``ray.*`` settings (``--root``, ``--address`` or overrides)."""
     import tempfile
 
     import yaml
 
+    from cvray.config import load_config
+    from cvray.io import storage
+    from cvray.runs.run import check_run_id
+
+    search = [o for o in args.overrides if not o.startswith(SESSION_KEYS)]
+    if args.config or args.dataset or search:
+        raise CliError("--resume RUN continues RUN with the config it started with: drop --config, --dataset "
+                       f"and overrides other than storage.* / ray.* ({' '.join(search) or '--config/--dataset'})")
+    session = load_cli_config(argparse.Namespace(config=None, overrides=args.overrides, root=args.root,
+                                                 address=args.address))
+    check_run_id(args.resume)
+    uri = storage.join(session.storage.root, args.resume, "tune_config.json")
+    if not storage.exists(uri):
+        raise CliError(f"--resume {args.resume}: no tune run there ({uri} is missing)")
+    stored = storage.read_json(uri)
+    stored.pop("storage", None)  # this session's storage (secrets are never stored anyway)
+    stored.pop("ray", None)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        stored.pop("storage", None)  # this session's storage settings (secrets are never stored)
         yaml.safe_dump(stored, f)
-    return load_config(f.name, overrides), stored.get("data", {}).get("root")
+    try:
+        cfg = load_config(f.name, [*args.overrides, f"storage.root={session.storage.root}",
+                                   *([f"ray.address={args.address}"] if args.address else [])])
+    finally:
+        os.unlink(f.name)
+    return cfg, stored.get("data", {}).get("root")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -61,10 +73,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     else:
         cfg, dataset = load_cli_config(args), args.dataset
     inputs = prepare_tune(cfg.tune, cfg, dataset=dataset, resume=bool(args.resume))
-    if not args.resume:  # best_config.yaml names the dataset it was found on
-        from cvray.config import load_config  # noqa: F401 (config already resolved)
-
-        inputs.config.setdefault("data", {})["root"] = inputs.dataset
+    inputs.config.setdefault("data", {})["root"] = inputs.dataset  # so --resume and best_config.yaml find it
 
     def fingerprint():
         try:

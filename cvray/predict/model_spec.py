@@ -2,7 +2,8 @@
 
 ``resolve_model(spec, model_cfg, num_classes)`` accepts
 
-* a training run folder/URI (``manifest.json`` + ``checkpoints/best.pt`` or ``latest.pt``): the
+* a training run folder/URI (``manifest.json`` + ``checkpoints/best.pt`` or ``latest.pt``; a
+  ``cvray tune`` run gives its best trial's model, from its ``best_config.yaml``): the
   ``train.model`` config it trained and its checkpoint;
 * a checkpoint file (``.pt``/``.pth``): loaded into the network ``model_cfg`` describes
   (``predict.model``);
@@ -51,6 +52,11 @@ def resolve_model(spec: str, model_cfg, num_classes: int | None):
     if storage.exists(storage.join(spec, "manifest.json")):
         manifest = storage.read_json(storage.join(spec, "manifest.json"))
         raw = (manifest.get("config") or {}).get("train", {}).get("model")
+        if manifest.get("command") == "tune" and storage.exists(storage.join(spec, "best_config.yaml")):
+            import yaml  # a search's model is its best trial's (the space may search model.* keys)
+
+            best = yaml.safe_load(storage.read_bytes(storage.join(spec, "best_config.yaml")).decode())
+            raw = ((best or {}).get("train") or {}).get("model") or raw
         if not raw:
             raise ModelSpecError(f"{spec}: run manifest has no train.model config")
         ckpt = next((storage.join(spec, "checkpoints", f"{n}.pt") for n in ("best", "latest")

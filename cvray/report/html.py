@@ -196,7 +196,7 @@ def _predictions_section(run_uri: str, parts: list[str]) -> None:
 _COMMAND_SECTION = {"data synth": "dataset", "data ingest": "dataset", "data card": "dataset",
                     "data split": "dataset", "data convert": "dataset", "validate": "dataset",
                     "train": "training", "eval": "evaluation", "predict": "predictions",
-                    "track": "tracking", "track eval": "tracking"}
+                    "track": "tracking", "track eval": "tracking", "tune": "tune"}
 _STAGE_SECTION = {"data": "dataset", "ingest": "dataset", "card": "dataset", "validate": "dataset",
                   "train": "training", "eval": "evaluation", "predict": "predictions",
                   "detect_track": "tracking", "track": "tracking"}
@@ -552,6 +552,30 @@ def _tracking_section(run_uri: str, parts: list[str], stages: list[tuple[str, di
     parts.append(_stage_tables(stages, skip=("per_sequence",)))
 
 
+def _tune_section(run_uri: str, parts: list[str], m: dict) -> None:
+    """A search (``cvray tune``): the best trial, the three plots, the trials table."""
+    trials = _read(run_uri, "trials")
+    if not trials:
+        return
+    s = m.get("summary") or {}
+    parts.append(f"<h2>Hyperparameter search ({len(trials)} trials, {html.escape(str(s.get('scheduler')))}, "
+                 f"{html.escape(str(s.get('search')))})</h2>")
+    best = s.get("best")
+    if best:
+        resume = f" · resume: <code>{html.escape(str(s['resume']))}</code>" if s.get("resume") else ""
+        parts.append(f"<p>best trial <b>{html.escape(str(best.get('trial_id')))}</b> ({html.escape(str(s.get('metric')))} "
+                     f"{_fmt(best.get(s.get('metric')))}): <code>cvray train --config "
+                     f"{html.escape(str(best.get('best_config')))}</code>{resume}</p>"
+                     + _kv_table(best.get("config") or {}))
+    for name, alt in (("curves", "metric per trial, ASHA rungs dashed"), ("params", "parameters vs metric"),
+                      ("best_so_far", "best so far vs wall time")):
+        uri = storage.join(run_uri, "artifacts", "tune", f"{name}.png")
+        if storage.exists(uri):
+            parts.append(_img(storage.read_bytes(uri), alt))
+    cols = ["trial_id", "status", "stop_rung", "iterations", "best_metric", "last_metric", "wall_s", "sampled"]
+    parts.append(_html_table(trials, cols))
+
+
 def _git(m: dict) -> str:
     g = m.get("git") or {}
     sha = str(g.get("sha") or g.get("commit") or "")
@@ -596,6 +620,7 @@ def build_report(run_uri: str) -> str:
     _eval_section(run_uri, parts)
     _predictions_section(run_uri, parts)
     _tracking_section(run_uri, parts, by_section.get("tracking", []))
+    _tune_section(run_uri, parts, m)
     issues = _read(run_uri, "issues")
     if issues:
         parts.append(f"<h2 class=warn>Issues ({len(issues)})</h2>"

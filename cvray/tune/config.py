@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cvray.config import CvrayModel
 
@@ -95,6 +95,29 @@ class TuneConfig(CvrayModel):
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints Tune keeps per trial (best by metric; "
                                   "PBT keeps all: a donor's checkpoint must outlive its cloning)")
     seed: int | None = Field(None, description="the searcher's seed (default: the config's seed)")
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _flatten(cls, v: Any) -> Any:
+        """Nested sections and dotted keys mean the same (``optim: {lr: {...}}`` = ``optim.lr:
+        {...}``), so a CLI override ``tune.space.optim.lr.high=0.01`` lands on the YAML's
+        ``optim.lr`` entry; a later spelling of the same key updates the earlier one."""
+        if not isinstance(v, dict):
+            return v
+        out: dict[str, Any] = {}
+
+        def walk(d: dict, prefix: str) -> None:
+            for k, val in d.items():
+                key = f"{prefix}{k}"
+                if isinstance(val, dict) and val and not ({"type", "low", "high", "values"} & set(val)):
+                    walk(val, key + ".")
+                elif isinstance(val, dict) and isinstance(out.get(key), dict):
+                    out[key] = {**out[key], **val}
+                else:
+                    out[key] = val
+
+        walk(v, "")
+        return out
 
     @model_validator(mode="after")
     def _check(self) -> "TuneConfig":

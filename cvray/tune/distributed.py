@@ -341,9 +341,7 @@ def tune_with_ray(run, section: TuneConfig, spec: TrialSpec, *, metric: str, gra
         tuner = Tuner.restore(exp_path, trainable, resume_unfinished=True,
                               resume_errored=section.retry_errored, storage_filesystem=fs)
     else:
-        space = {k: domain(v) for k, v in section.spec_items()}
-        if section.scheduler == "pbt":  # PBT mutates these; the first value is still sampled
-            pass
+        space = {k: domain(v) for k, v in section.spec_items()}  # PBT: the first values, then mutations
         tuner = Tuner(
             trainable,
             param_space=space,

@@ -78,8 +78,6 @@ def prepare_tune(section: TuneConfig, cfg: Any, *, dataset: str | None, resume: 
     if section.scheduler == "pbt" and section.trial_workers > 1:
         raise InputError("tune.scheduler=pbt needs single-process trials (tune.trial_workers=1): PBT copies "
                          "checkpoints that Tune itself holds, and Ray Train trials keep their own")
-    if train.model.backend == "detectron2" and section.trial_workers == 1 and section.scheduler == "pbt":
-        pass
     validate_space(section, train.model_dump(mode="json"))
     metric = section.metric or train.metric_name
     return TuneInputs(dataset=dataset, train=train, config=config_to_dict(cfg), seed=int(cfg.seed),
