@@ -70,6 +70,7 @@ _SECTIONS: dict[str, str] = {
     "eval": "cvray.evaluate.config:EvalConfig",
     "submit": "cvray.submit.config:SubmitConfig",
     "tune": "cvray.tune.config:TuneConfig",
+    "robustness": "cvray.robustness.config:RobustnessConfig",
 }
 
 

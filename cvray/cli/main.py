@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "cvray.cli.validate",
     "cvray.cli.train",
     "cvray.cli.tune",
+    "cvray.cli.robustness",
     "cvray.cli.eval",
     "cvray.cli.predict",
     "cvray.cli.report",

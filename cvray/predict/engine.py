@@ -156,8 +156,12 @@ def rows_to_results(rows: Iterable[dict[str, Any]], stage: str = "predict"
 
 
 def predict_local(units: list[dict], predictor: Predictor, geometry: GeometryConfig,
-                  batch_size: int = 4) -> tuple[list[Detections], list[dict]]:
-    """The same pipeline in one process: read → preprocess → model → postprocess, in order."""
+                  batch_size: int = 4, transform: Callable[[dict], dict] | None = None
+                  ) -> tuple[list[Detections], list[dict]]:
+    """The same pipeline in one process: read → preprocess → model → postprocess, in order.
+
+    ``transform(row) -> row`` runs on every decoded row before preprocessing (``cvray
+    robustness`` corrupts the image there)."""
     from cvray.predict.sources import read_unit
 
     dets, issues, buf = [], [], []
@@ -176,6 +180,8 @@ def predict_local(units: list[dict], predictor: Predictor, geometry: GeometryCon
 
     for unit in units:
         for row in read_unit(unit):
+            if transform is not None and row.get("ok"):
+                row = transform(row)
             buf.append(row)
             if len(buf) >= batch_size:
                 flush()

@@ -196,7 +196,8 @@ def _predictions_section(run_uri: str, parts: list[str]) -> None:
 _COMMAND_SECTION = {"data synth": "dataset", "data ingest": "dataset", "data card": "dataset",
                     "data split": "dataset", "data convert": "dataset", "validate": "dataset",
                     "train": "training", "eval": "evaluation", "predict": "predictions",
-                    "track": "tracking", "track eval": "tracking", "tune": "tune"}
+                    "track": "tracking", "track eval": "tracking", "tune": "tune",
+                    "robustness": "robustness"}
 _STAGE_SECTION = {"data": "dataset", "ingest": "dataset", "card": "dataset", "validate": "dataset",
                   "train": "training", "eval": "evaluation", "predict": "predictions",
                   "detect_track": "tracking", "track": "tracking"}
@@ -576,6 +577,28 @@ def _tune_section(run_uri: str, parts: list[str], m: dict) -> None:
     parts.append(_html_table(trials, cols))
 
 
+def _robustness_section(run_uri: str, parts: list[str], m: dict) -> None:
+    """A suite (``cvray robustness``): P / mPC / rPC, the plots, one row per cell."""
+    rows = _read(run_uri, "robustness")
+    if not rows:
+        return
+    s = m.get("summary") or {}
+    parts.append(f"<h2>Robustness ({len(rows)} cells, model {html.escape(str(s.get('model')))})</h2>")
+    head = []
+    for metric in ("bbox_AP", "segm_AP"):
+        d = s.get(metric)
+        if isinstance(d, dict):
+            head.append({"metric": metric, "P": d.get("P"), "mPC": d.get("mPC"), "rPC": d.get("rPC"),
+                         "complete grid": d.get("complete"), "benchmark cells": d.get("benchmark_cells")})
+    if head:
+        parts.append(_html_table(head))
+    for uri in storage.list_files(storage.join(run_uri, "artifacts", "robustness"), suffix=".png"):
+        parts.append(_img(storage.read_bytes(uri), uri.rsplit("/", 1)[-1]))
+    cols = ["corruption", "family", "severity", "images", "failed_images", "bbox_AP", "bbox_AP50", "segm_AP",
+            "segm_AP50", "wall_s"]
+    parts.append(_html_table(sorted(rows, key=lambda r: (r["family"] != "clean", r["corruption"], r["severity"])), cols))
+
+
 def _git(m: dict) -> str:
     g = m.get("git") or {}
     sha = str(g.get("sha") or g.get("commit") or "")
@@ -621,6 +644,7 @@ def build_report(run_uri: str) -> str:
     _predictions_section(run_uri, parts)
     _tracking_section(run_uri, parts, by_section.get("tracking", []))
     _tune_section(run_uri, parts, m)
+    _robustness_section(run_uri, parts, m)
     issues = _read(run_uri, "issues")
     if issues:
         parts.append(f"<h2 class=warn>Issues ({len(issues)})</h2>"

@@ -122,6 +122,9 @@ _R = [
     ("sequence.no_detections", "warning", "an empty det.txt: every frame is tracked as empty"),
     ("detection.invalid", "error", "a detection row with non-positive width or height (dropped)"),
     ("render.no_frames", "warning", "--render for a sequence without frames: no review video"),
+    # robustness
+    ("robustness.corruption_failed", "error", "a corruption raised on an image (the image is left out of that cell)"),
+    ("robustness.cell_failed", "error", "a corruption x severity cell could not be evaluated (its error is the message)"),
 ]
 
 RULES: dict[str, Rule] = {name: Rule(name, sev, desc) for name, sev, desc in _R}

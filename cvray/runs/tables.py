@@ -49,6 +49,7 @@ RUN_TABLES: dict[str, str] = {
     # per reported metric
     "trials": "cvray.tune.outputs:TRIALS_SCHEMA",
     "trial_curves": "cvray.tune.outputs:TRIAL_CURVES_SCHEMA",
+    "robustness": "cvray.robustness.records:ROBUSTNESS_SCHEMA",
 }
 
 

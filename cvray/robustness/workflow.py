@@ -1,0 +1,176 @@
+"""``run_robustness``: the robustness stage's entry point -- a model and a COCO split in, one row
+per (corruption, severity) cell plus the clean one in the ``robustness`` table, P / mPC / rPC
+for boxes and masks in the summary, severity curves and a heat map in the artifacts.
+
+Example::
+
+    from cvray.config import load_config
+    from cvray.runs import run_context
+    from cvray.robustness.workflow import prepare_robustness, run_robustness
+
+    cfg = load_config(None, ["robustness.corruptions=gaussian_noise,fog", "robustness.severities=1-3"])
+    inputs = prepare_robustness(cfg.robustness, cfg.predict, model="cvray-runs/<train run>",
+                                data="./synth/coco", seed=cfg.seed)
+    with run_context("robustness", cfg, ray=True) as run:
+        summary = run_robustness(run, cfg.robustness, inputs, ray=True)
+    summary["bbox_AP"]["mPC"]
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from cvray.io import storage
+from cvray.robustness.config import RobustnessConfig
+from cvray.robustness.records import CLEAN, Cell, cell_part
+from cvray.runs.errors import InputError
+
+__all__ = ["RobustnessInputs", "prepare_robustness", "run_robustness"]
+
+log = logging.getLogger(__name__)
+
+INPUTS_FILE = "robustness_inputs.json"  # what the suite was started with, for --resume
+
+
+@dataclass(frozen=True)
+class RobustnessInputs:
+    """The resolved suite: the model (a ``ModelConfig``) and its name in the table, the split's
+    annotations and units of work, the corruptions and severities, the corruption seed."""
+
+    model: Any
+    model_name: str
+    model_source: str
+    gt_uri: str
+    category_ids: list[int]
+    corruptions: list[str]
+    severities: list[int]
+    seed: int
+    predict: Any = field(repr=False)  # the predict section (geometry, postprocess)
+    units: list[dict] = field(default_factory=list, repr=False)
+    spec: dict = field(default_factory=dict, repr=False)  # model / data / split as given
+
+    def cells(self) -> list[Cell]:
+        return [Cell(self.model_name, CLEAN, 0)] + [Cell(self.model_name, c, s) for c in self.corruptions
+                                                     for s in self.severities]
+
+
+def _annotations(data: str, split: str) -> str:
+    if data.lower().endswith(".json"):
+        return data
+    return storage.join(data, "annotations", f"instances_{split}.json")
+
+
+def _model_name(model: str) -> str:
+    base = model.rstrip("/").rsplit("/", 1)[-1]
+    return base[: -len(".pt")] if base.endswith(".pt") else base
+
+
+def prepare_robustness(section: RobustnessConfig, predict: Any, *, model: str, data: str, split: str = "val",
+                       seed: int = 0) -> RobustnessInputs:
+    """Resolve the corruptions (unknown names fail naming them), the model and the images."""
+    from cvray.data.coco import DatasetError, load_coco
+    from cvray.predict.model_spec import ModelSpecError, require_num_classes, resolve_model
+    from cvray.predict.sources import list_units
+    from cvray.robustness.corruptions import resolve_corruptions
+
+    try:
+        corruptions = resolve_corruptions(list(section.corruptions))
+    except ValueError as exc:
+        raise InputError(f"robustness.corruptions: {exc}") from None
+    if not storage.is_s3(data):
+        data = os.path.abspath(data)
+    ann = _annotations(data, split)
+    if not storage.exists(ann):
+        raise InputError(f"{data}: no {split} split ({ann} is missing); --data takes a COCO root or its JSON")
+    try:
+        gt = load_coco(ann)
+    except DatasetError as exc:
+        raise InputError(f"{ann}: {exc}") from None
+    if not gt.get("images"):
+        raise InputError(f"{ann}: no images")
+    cats = sorted(int(c["id"]) for c in gt["categories"])
+    try:
+        model_cfg, source = resolve_model(model, predict.model, len(cats))
+    except ModelSpecError as exc:
+        raise InputError(str(exc)) from None
+    require_num_classes(model_cfg, model)
+    units = sorted(list_units(ann), key=lambda u: int(u["image_id"]))
+    if section.max_images:
+        units = units[: section.max_images]
+    return RobustnessInputs(model=model_cfg, model_name=_model_name(model), model_source=source, gt_uri=ann,
+                            category_ids=cats, corruptions=corruptions, severities=list(section.severities),
+                            seed=int(section.seed if section.seed is not None else seed), predict=predict,
+                            units=units, spec={"model": model, "data": data, "split": split})
+
+
+def _done(run, cells: list[Cell]) -> set[tuple]:
+    """Cells whose part is already written (a resumed suite skips them)."""
+    folder = run.path("tables", "robustness")
+    have = {u.rsplit("/", 1)[-1][: -len(".parquet")] for u in storage.list_files(folder, suffix=".parquet")}
+    return {c.key for c in cells if cell_part(c) in have}
+
+
+def run_robustness(run, section: RobustnessConfig, inputs: RobustnessInputs, *, ray: bool = True,
+                   on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """Evaluate every cell not yet in the run; summarise the whole table."""
+    from cvray.robustness.corruptions import BENCHMARK, EXTRAS, FAMILIES, HOLDOUT
+    from cvray.robustness.metrics import robustness_summary
+
+    storage.write_json(run.path(INPUTS_FILE), inputs.spec)
+    run.update(model={"source": inputs.model_source, "config": inputs.model.model_dump(mode="json")})
+    cells = inputs.cells()
+    done = _done(run, cells)
+    todo = [c for c in cells if c.key not in done]
+    masks = inputs.model.arch == "maskrcnn" or inputs.model.backend == "detectron2"
+    args = dict(model_config=inputs.model, category_ids=inputs.category_ids, postprocess=inputs.predict.postprocess,
+                geometry=inputs.predict.geometry, gt_uri=inputs.gt_uri, units=inputs.units, seed=inputs.seed,
+                batch_size=section.batch_size, torch_threads=section.torch_threads, masks=masks)
+    if ray:
+        from cvray.robustness.distributed import run_cells_on_ray
+
+        _, failed = run_cells_on_ray(run, todo, workers=section.workers, cpus=section.cpus_per_worker,
+                                     gpus=section.gpus_per_worker, max_retries=section.max_retries,
+                                     worker_args=args, on_progress=on_progress)
+    else:
+        failed = _run_local(run, todo, args, on_progress)
+    rows = [r for r in run.read_table("robustness").to_pylist()
+            if (r["model"], r["corruption"], int(r["severity"])) in {c.key for c in cells}] if todo or done else []
+    fam = {k: v for k, v in FAMILIES.items()}
+    summary_by_model = robustness_summary(rows, benchmark=tuple(c for c in BENCHMARK if c in inputs.corruptions),
+                                          holdout=tuple(c for c in HOLDOUT if c in inputs.corruptions),
+                                          extras=tuple(c for c in EXTRAS if c in inputs.corruptions),
+                                          families=fam, severities=tuple(inputs.severities))
+    mine = summary_by_model.get(inputs.model_name, {})
+    summary: dict[str, Any] = {
+        "model": inputs.model_name, "images": len(inputs.units), "corruptions": len(inputs.corruptions),
+        "severities": inputs.severities, "cells": len(cells), "cells_run": len(todo) - len(failed),
+        "cells_skipped_done": len(done), "cells_failed": len(failed), "seed": inputs.seed,
+        "full_benchmark": all(c in inputs.corruptions for c in BENCHMARK) and inputs.severities == [1, 2, 3, 4, 5],
+    }
+    for metric, s in mine.items():
+        summary[metric] = {k: s[k] for k in ("P", "mPC", "rPC", "complete", "benchmark_cells") if k in s}
+        for extra in ("per_family", "per_severity", "holdout", "extras"):
+            if extra in s:
+                summary[metric][extra] = s[extra]
+    try:
+        from cvray.robustness.plots import write_plots
+
+        summary["plots"] = write_plots(run, rows, mine)
+    except Exception as exc:  # a plot never costs the suite's results
+        log.warning("robustness plots not written: %s", exc)
+    run.summary.update(summary)
+    return summary
+
+
+def _run_local(run, cells: list[Cell], args: dict, on_progress) -> list[dict]:
+    """The same cells in this process (tests, and ``--no-ray``)."""
+    from cvray.robustness.cells import CellWorker
+
+    w = CellWorker(run, **args)
+    for k, cell in enumerate(cells, 1):
+        w.run_cell(cell)
+        if on_progress is not None:
+            on_progress(k, len(cells), cell=f"{cell.corruption}/{cell.severity}")
+    return []
