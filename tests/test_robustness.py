@@ -43,7 +43,7 @@ def test_suite_end_to_end_two_workers(model, tmp_path):
     by = {(r["corruption"], r["severity"]): r for r in rows}
     clean = by[("clean", 0)]
     assert clean["images"] == 12 and clean["failed_images"] == 0
-    assert clean["bbox_AP50"] >= 0.05, clean  # the model detects: the metric can fall
+    assert clean["bbox_AP50"] >= 0.15, clean  # the model detects (0.21 measured): the metric can fall
     assert by[("gaussian_noise", 5)]["bbox_AP50"] < clean["bbox_AP50"]  # heavy noise hurts it
     # the summary is the benchmark's arithmetic over the table
     bench = [c for c in ("gaussian_noise", "contrast", "pixelate")]

@@ -24,11 +24,44 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_robustness)
 
 
+def _resume(args: argparse.Namespace, cfg, extra: list[str]):
+    """The suite RUN started (its model, data, split, corruptions, severities, seed, predict
+    section: ``robustness_inputs.json``) with this session's storage / Ray settings."""
+    import tempfile
+
+    import yaml
+
+    from cvray.config import load_config
+    from cvray.io import storage
+    from cvray.robustness.workflow import INPUTS_FILE
+    from cvray.runs.run import check_run_id
+
+    check_run_id(args.resume)
+    if args.model or args.data or args.config or extra or any(
+            not o.startswith(("storage.", "ray.")) for o in args.overrides):
+        raise CliError(f"--resume {args.resume} continues the suite it started: drop --model, --data, --config, "
+                       "--corruptions, --severities and overrides other than storage.* / ray.*")
+    uri = storage.join(cfg.storage.root, args.resume, INPUTS_FILE)
+    if not storage.exists(uri):
+        raise CliError(f"--resume {args.resume}: no robustness run there ({uri} is missing)")
+    spec = storage.read_json(uri)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        yaml.safe_dump({"seed": spec["seed"], "robustness": spec["robustness"], "predict": spec["predict"]}, f)
+    try:
+        session = [f"storage.root={cfg.storage.root}", *args.overrides,
+                   *([f"ray.address={args.address}"] if args.address else [])]
+        cfg = load_config(f.name, session)
+    finally:
+        import os
+
+        os.unlink(f.name)
+    return cfg, spec["model"], spec["data"], spec.get("split", "val")
+
+
 def cmd_robustness(args: argparse.Namespace) -> int:
     from cvray.cli.progress import Progress
     from cvray.data.fingerprint import coco_fingerprint
-    from cvray.io import storage
-    from cvray.robustness.workflow import INPUTS_FILE, prepare_robustness, run_robustness
+    from cvray.robustness.workflow import prepare_robustness, run_robustness
     from cvray.runs import run_context
 
     extra = []
@@ -39,17 +72,7 @@ def cmd_robustness(args: argparse.Namespace) -> int:
     cfg = load_cli_config(args, extra)
     model, data, split = args.model, args.data, args.split
     if args.resume:
-        from cvray.runs.run import check_run_id
-
-        check_run_id(args.resume)
-        uri = storage.join(cfg.storage.root, args.resume, INPUTS_FILE)
-        if not storage.exists(uri):
-            raise CliError(f"--resume {args.resume}: no robustness run there ({uri} is missing)")
-        spec = storage.read_json(uri)
-        for name, given in (("--model", model), ("--data", data)):
-            if given and given != spec[name[2:]]:
-                raise CliError(f"--resume {args.resume}: it was started with {name} {spec[name[2:]]}, not {given}")
-        model, data, split = spec["model"], spec["data"], spec.get("split", split)
+        cfg, model, data, split = _resume(args, cfg, extra)
     if not model or not data:
         raise CliError("cvray robustness needs --model RUN|CKPT and --data COCO_ROOT")
     inputs = prepare_robustness(cfg.robustness, cfg.predict, model=model, data=data, split=split, seed=cfg.seed)
