@@ -158,63 +158,73 @@ def _wait_for(pred, timeout: float, what: str, proc=None):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@pytest.mark.parametrize("sig, rc", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)])
-def test_interrupt_then_resume_runs_every_trial_once(dataset, tmp_path, sig, rc):
-    """SIGINT (Ctrl-C) or SIGTERM (`ray job stop`) mid-search, then ``--resume``: finished trials
-    are kept as they were, unfinished ones continue from their last checkpoint, and every trial
-    ends terminated exactly once. Optuna TPE proposes the trials (its state is resumed too)."""
+def test_interrupts_then_resume_run_every_trial_once(dataset, tmp_path):
+    """Ctrl-C (SIGINT) mid-search; ``--resume``; ``ray job stop`` (SIGTERM) in the resumed search;
+    ``--resume``; the driver killed (SIGKILL: no graceful stop, Tune's last snapshot); ``--resume``
+    to the end. Finished trials are kept and never started again, unfinished ones continue from
+    their last checkpoint, and every trial ends terminated exactly once. Optuna TPE proposes the
+    trials (its state is resumed too)."""
     cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=20, tune={
-        "scheduler": "fifo", "search": "optuna", "num_samples": 3, "max_concurrent_trials": 2,
+        "scheduler": "fifo", "search": "optuna", "num_samples": 4, "max_concurrent_trials": 2,
         "optuna": {"n_startup_trials": 2},
         "space": {"optim.lr": {"type": "loguniform", "low": 5e-4, "high": 4e-3}}})
     root = tmp_path / "runs"
-    proc = subprocess.Popen([*CLI, "tune", "--config", str(cfg), "--root", str(root)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        def finished_trials():
-            return [p for p in root.glob("*/trials/*/manifest.json")]
 
-        def started_third():  # one trial done, a later one has reported to Tune: mid-search
-            reported = [p for p in root.glob("*/ray/tune/*/result.json") if p.stat().st_size > 0]
-            return len(finished_trials()) >= 1 and len(reported) >= 3
+    def reports() -> int:  # every report Tune has received, all sessions together
+        return sum(len(p.read_text().splitlines()) for p in root.glob("*/ray/tune/*/result.json"))
 
-        _wait_for(started_third, 400, "a trial to finish and a third to report", proc)
-        before = {p.parent.name: json.loads((p.parent / "_started.json").read_text())["started_at"]
-                  for p in finished_trials()}
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == rc, err[-3000:]
+    def finished() -> dict[str, str]:  # trial id -> when the process that finished it started
+        out = {}
+        for p in root.glob("*/trials/*/manifest.json"):
+            m = json.loads(p.read_text())  # a trial stopped by the interruption has its own status
+            if m["status"] == "succeeded" and m["summary"]["iterations"] == 20:
+                out[p.parent.name] = json.loads((p.parent / "_started.json").read_text())["started_at"]
+        return out
+
+    def session(argv: list[str], until: int, sig: int) -> tuple[int, str]:
+        proc = subprocess.Popen([*CLI, *argv, "--root", str(root)], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for(lambda: reports() >= until, 400, f"{until} reports", proc)
+            proc.send_signal(sig)
+            _, err = proc.communicate(timeout=180)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        return proc.returncode, err
+
+    rc, err = session(["tune", "--config", str(cfg)], until=1, sig=signal.SIGINT)
+    assert rc == 130 and "Traceback" not in err, err[-3000:]
     (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
-    if sig == signal.SIGKILL:  # the driver died: no manifest, no tables; Tune's last snapshot (<= 5 s old) stays
-        assert not (run_dir / "manifest.json").exists()
-        first = {}
-    else:
-        assert "Traceback" not in err
-        m = json.loads((run_dir / "manifest.json").read_text())
-        assert m["status"] == "interrupted" and f"--resume {run_dir.name}" in m["summary"]["resume"]
-        first = {t["trial_id"]: t for t in _table(str(run_dir), "trials")}
-        assert any(t["status"] in ("interrupted", "pending") for t in first.values()), first
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "interrupted" and f"--resume {run_dir.name}" in m["summary"]["resume"]
+    first = {t["trial_id"]: t for t in _table(str(run_dir), "trials")}
+    assert any(t["status"] in ("interrupted", "pending") for t in first.values()), first
+
+    rc, err = session(["tune", "--resume", run_dir.name], until=5, sig=signal.SIGTERM)
+    assert rc == 143 and "Traceback" not in err, err[-3000:]
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    done_before_kill = finished()
+    assert done_before_kill, "a trial should have finished by the fifth report"
+
+    rc, _ = session(["tune", "--resume", run_dir.name], until=6, sig=signal.SIGKILL)
+    assert rc == -9
 
     p = _cvray("tune", "--resume", run_dir.name, "--root", str(root), "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     trials = _table(str(run_dir), "trials")
     ids = [t["trial_id"] for t in trials]
-    assert len(ids) == 3 and len(set(ids)) == 3
+    assert len(ids) == 4 and len(set(ids)) == 4
     assert all(t["tune_status"] == "TERMINATED" and t["status"] == "completed" for t in trials), trials
-    for tid, started in before.items():  # finished before the stop: not trained again
-        assert json.loads((run_dir / "trials" / tid / "_started.json").read_text())["started_at"] == started
+    now = finished()
+    for tid, started in done_before_kill.items():  # finished before the kill: not trained again
+        assert now[tid] == started, tid
     curves = _table(str(run_dir), "trial_curves")
     for tid in ids:
-        its = [r["iteration"] for r in curves if r["trial_id"] == tid]
-        assert its == [10, 20], (tid, its)
-    resumed = [tid for tid, t in first.items() if t["status"] == "interrupted" and t["iterations"] >= 10]
-    assert resumed or sig == signal.SIGKILL, json.dumps(first, indent=1, default=str)  # the third trial had reported when the signal came
-    for tid in resumed:  # continued from its checkpoint, not from iteration 0
-        rows = [r for r in curves if r["trial_id"] == tid and r["iteration"] > first[tid]["iterations"]]
-        assert rows and all(r["restored_iteration"] >= first[tid]["iterations"] for r in rows), (tid, rows)
+        assert [r["iteration"] for r in curves if r["trial_id"] == tid] == [10, 20], tid
+    resumed = [r for r in curves if r["restored_iteration"] >= 10 and r["restored_from"] == r["trial_id"]]
+    assert resumed, "no trial continued from its own checkpoint"  # an interrupted trial went on from 10
+    assert all(r["iteration"] > r["restored_iteration"] for r in resumed)
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "succeeded"
 
 

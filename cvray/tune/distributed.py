@@ -99,6 +99,8 @@ def _trainable(config: dict[str, Any], spec: TrialSpec) -> None:
         return _ray_train_trial(spec, trial_id, section)
     from cvray.tune.trial import run_trial, weights_sha
 
+    if _report_finished(spec, trial_id, section):
+        return
     initial, origin = None, {}
     ckpt = tune.get_checkpoint()
     if ckpt is not None:
@@ -126,6 +128,34 @@ def _trainable(config: dict[str, Any], spec: TrialSpec) -> None:
     with _trial_run(spec, trial_id, section) as run:
         run.summary.update(run_trial(section, spec.dataset, run=run, seed=spec.seed, report=report,
                                      initial_checkpoint=initial, extra=extra))
+
+
+def _report_finished(spec: TrialSpec, trial_id: str, section: Any) -> bool:
+    """A trial whose run already finished (its manifest says succeeded at its last iteration) is
+    not trained again: its last evaluation is reported once more and the trial ends. Tune's
+    experiment state can be up to a few seconds older than the trials (a driver killed with
+    SIGKILL), so it may still think such a trial is running."""
+    run_uri = storage.join(spec.trials_uri, trial_id)
+    manifest = storage.join(run_uri, "manifest.json")
+    if not storage.exists(manifest):
+        return False
+    m = storage.read_json(manifest)
+    it = (m.get("summary") or {}).get("iterations")
+    same = (m.get("config") or {}).get("train") == section.model_dump(mode="json")
+    if m.get("status") != "succeeded" or not isinstance(it, int) or it < section.max_iter or not same:
+        return False
+    try:
+        last = max(storage.read_table_dir(storage.join(run_uri, "tables", "eval_metrics")).to_pylist(),
+                   key=lambda r: r["iteration"])
+    except Exception:  # no evaluations to report: train it again
+        return False
+    metrics = {k: float(v) for k, v in last.items() if isinstance(v, (int, float)) and k != "iteration"}
+    metrics.update(iteration=int(last["iteration"]), evaluation=int(last["iteration"]) // max(section.eval_period, 1),
+                   trial_id=trial_id, restored_from=trial_id, restored_iteration=int(last["iteration"]),
+                   restored_sha="", weights_sha="", already_finished=1)
+    log.info("trial %s had finished (iteration %d): reporting its last evaluation again", trial_id, it)
+    tune.report(metrics)
+    return True
 
 
 def _ray_train_trial(spec: TrialSpec, trial_id: str, section: Any) -> None:
