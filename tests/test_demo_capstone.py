@@ -39,5 +39,9 @@ def test_demo_trains_then_detects_segments_and_tracks(ray_session, tmp_path, cap
     m = summarize(evaluate_sequence(read_mot(mot), read_mot(pred), num_frames=8))
     assert m["HOTA"] == pytest.approx(cap["HOTA"], abs=1e-9)
     assert "HOTA" in s["track"]  # the tracker-only reference row stays
+    rob = s["robustness"]  # the trained model under 4 corruptions x 2 severities, cells on Ray
+    assert rob["cells"] == 9 and rob["cells_failed"] == 0 and len(rob["per_cell_bbox_AP50"]) == 8
+    assert rob["bbox_AP"]["P"] is not None and rob["clean_bbox_AP50"] is not None
     page = open(s["report"], encoding="utf-8").read()
     assert "learning curves" in page and "Detect → segment → track" in page and seq["sequence"] in page
+    assert "Robustness (9 cells" in page

@@ -93,6 +93,10 @@ def _later_stages(args):
         from cvray.track.demo_pipeline import demo_detect_track
         # the capstone: the model just trained detects, segments and tracks the synthetic videos
         stages.append(("detect_track", demo_detect_track))
+    if not args.skip_train:
+        from cvray.robustness.demo import demo_robustness
+        # the trained model under a few corruptions x 2 severities (cvray robustness' cells on Ray)
+        stages.append(("robustness", demo_robustness))
     try:
         from cvray.track.demo import demo_track
         # tracker-only reference: the generator's noisy detections, same tracker, same metrics

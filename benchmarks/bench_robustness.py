@@ -1,0 +1,105 @@
+"""`cvray robustness` suite timings on this machine (issue "Robustness suites across workers",
+point 7; the per-corruption timings are `benchmarks/bench_corruptions.py`):
+
+1. suite wall time with 1 vs 2 model actors (target: >= 1.7x faster with 2 on 2 CPUs);
+2. the suite's images/s against `cvray predict` on the same clean images (what corrupting and
+   evaluating cost over inference).
+
+Model: the robustness tests' small Mask R-CNN (the learning test's recipe, trained here first,
+not timed); data: the easy synthetic set's val split repeated to --images images; cells: clean +
+gaussian_noise, motion_blur, fog, jpeg_compression x severities 1, 3. Run by hand:
+``.venv/bin/python benchmarks/bench_robustness.py [--no-write]``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+SECTION = "## Robustness suite (cvray robustness)"
+CLI = [sys.executable, "-m", "cvray.cli.main"]
+CORRUPTIONS = "gaussian_noise,motion_blur,fog,jpeg_compression"
+
+
+def cvray(*args) -> tuple[dict, float]:
+    t0 = time.time()
+    p = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, cwd=REPO)
+    if p.returncode:
+        raise SystemExit(f"cvray {' '.join(args[:2])} failed:\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout), time.time() - t0
+
+
+def bigger_val(root: str, n: int) -> str:
+    """The easy set with its val split grown to ``n`` images (more of the same generator)."""
+    from cvray.data.synth import make_coco
+    from tests.tune_helpers import EASY
+
+    out = Path(root).parent / f"val{n}"
+    return make_coco(out, n_images=int(n / 0.2) + 5, seed=7, config=EASY)["root"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--images", type=int, default=48)
+    args = ap.parse_args()
+    load = os.getloadavg()[0]
+    from tests.robustness_helpers import trained_model
+
+    with tempfile.TemporaryDirectory(prefix="cvray-bench-rob-") as d:
+        tmp = Path(d)
+        model, _ = trained_model(tmp / "model")
+        data = bigger_val(str(tmp / "model" / "easy"), args.images)
+        common = ["--model", model, "--data", data, "--corruptions", CORRUPTIONS, "--severities", "1,3",
+                  f"robustness.max_images={args.images}"]
+        res = {}
+        for w in (1, 2):
+            out, wall = cvray("robustness", *common, f"robustness.workers={w}", "--root", str(tmp / f"r{w}"))
+            res[w] = {"wall_s": wall, "cells": out["cells"], "images": out["images"]}
+        ann = os.path.join(data, "annotations", "instances_val.json")
+        pred, pwall = cvray("predict", "--model", model, "--input", ann, "--root", str(tmp / "p"),
+                            "predict.num_actors=2")
+    n_img = res[2]["images"] * res[2]["cells"]
+    rob_ips = n_img / res[2]["wall_s"]
+    pred_images = pred.get("images") or pred.get("prediction_rows") or 0
+    pred_ips = (pred_images / pwall) if pred_images else None
+    out = {"workers": res, "speedup": res[1]["wall_s"] / res[2]["wall_s"], "suite_images_per_s": rob_ips,
+           "predict_images": pred_images, "predict_wall_s": pwall, "predict_images_per_s": pred_ips}
+    print(json.dumps(out))
+    if args.no_write:
+        return
+    day = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ok = "met" if out["speedup"] >= 1.7 else "**not met**"
+    lines = [SECTION, "",
+             f"{day}, {platform.machine()}, {os.cpu_count()} CPUs (load average {load:.1f} at start), Python "
+             f"{platform.python_version()}; `benchmarks/bench_robustness.py`: the small Mask R-CNN of the "
+             f"robustness tests, {res[2]['images']} val images of 128 px, {res[2]['cells']} cells (clean + "
+             f"{CORRUPTIONS.replace(',', ', ')} x severities 1, 3); walls include each command's start-up "
+             "(Python, Ray, model load).", "",
+             "| measure | target | measured | |", "|---|---:|---:|---|",
+             f"| suite wall, 1 worker / 2 workers | >= 1.7 | {out['speedup']:.2f} ({res[1]['wall_s']:.0f} s / "
+             f"{res[2]['wall_s']:.0f} s) | {ok} |",
+             f"| suite images/s (2 workers; corrupt + predict + evaluate) | | {rob_ips:.1f} | |"]
+    if pred_ips:
+        lines.append(f"| `cvray predict` images/s on the clean images (2 actors) | | {pred_ips:.1f} "
+                     f"({pred_images} images, {pwall:.0f} s) | suite / predict = {rob_ips / pred_ips:.2f} |")
+    text = "\n".join(lines) + "\n"
+    doc = REPO / "docs" / "benchmarks.md"
+    old = doc.read_text()
+    pat = re.compile(re.escape(SECTION) + r".*?(?=\n##+ |\Z)", re.S)
+    new = pat.sub(text.rstrip() + "\n", old) if SECTION in old else old.rstrip() + "\n\n" + text
+    doc.write_text(new)
+
+
+if __name__ == "__main__":
+    main()
