@@ -15,7 +15,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from doc_section import write_section  # noqa: E402
 SECTION = "## Demo recipe (cvray demo)"
 TARGETS = {"bbox_AP50": 0.5, "segm_AP50": 0.4, "train_s": 180.0, "demo_s": 300.0,
            "overfit_bbox_AP50": 0.9, "overfit_s": 120.0}
@@ -101,11 +102,7 @@ def main() -> None:
     lines += [f"| {r['iteration']} | {r['bbox_AP50']:.3f} | {r['segm_AP50']:.3f} | {r['bbox_AP']:.3f} | "
               f"{r['segm_AP']:.3f} |" for r in curve]
     text = "\n".join(lines) + "\n"
-    doc = REPO / "docs" / "benchmarks.md"
-    old = doc.read_text()
-    pat = re.compile(re.escape(SECTION) + r".*?(?=\n##+ |\Z)", re.S)  # up to the next heading of any level
-    new = pat.sub(text.rstrip() + "\n", old) if SECTION in old else old.rstrip() + "\n\n" + text
-    doc.write_text(new)
+    write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from doc_section import write_section  # noqa: E402
 sys.path.insert(0, str(REPO))
 SECTION = "## Robustness suite (cvray robustness)"
 CLI = [sys.executable, "-m", "cvray.cli.main"]
@@ -94,11 +95,7 @@ def main() -> None:
         lines.append(f"| `cvray predict` images/s on the clean images (2 actors) | | {pred_ips:.1f} "
                      f"({pred_images} images, {pwall:.0f} s) | suite / predict = {rob_ips / pred_ips:.2f} |")
     text = "\n".join(lines) + "\n"
-    doc = REPO / "docs" / "benchmarks.md"
-    old = doc.read_text()
-    pat = re.compile(re.escape(SECTION) + r".*?(?=\n##+ |\Z)", re.S)
-    new = pat.sub(text.rstrip() + "\n", old) if SECTION in old else old.rstrip() + "\n\n" + text
-    doc.write_text(new)
+    write_section(SECTION, text)
 
 
 if __name__ == "__main__":

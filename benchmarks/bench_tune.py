@@ -20,7 +20,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from doc_section import write_section  # noqa: E402
 sys.path.insert(0, str(REPO))
 from tests.tune_helpers import easy_dataset, tune_config  # noqa: E402
 
@@ -133,11 +134,7 @@ def main() -> None:
              f"| FIFO | {f['iterations']} | {f['stopped']} | {f['best_trial']} | {f['best_lr']:.2e} | {f['best_AP50']:.3f} |",
              f"| ASHA | {s['iterations']} | {s['stopped']} | {s['best_trial']} | {s['best_lr']:.2e} | {s['best_AP50']:.3f} |"]
     text = "\n".join(lines) + "\n"
-    doc = REPO / "docs" / "benchmarks.md"
-    old = doc.read_text()
-    pat = re.compile(re.escape(SECTION) + r".*?(?=\n##+ |\Z)", re.S)
-    new = pat.sub(text.rstrip() + "\n", old) if SECTION in old else old.rstrip() + "\n\n" + text
-    doc.write_text(new)
+    write_section(SECTION, text)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from cvray.io import storage
+from cvray.report.figures import plt as _plt
+from cvray.report.figures import png as _png
 
 __all__ = ["build_compare", "build_report", "ReportError", "write_compare", "write_report"]
 
@@ -264,22 +266,6 @@ def _stage_tables(stages: list[tuple[str, dict]], skip: tuple[str, ...] = ()) ->
         out.append(f"<details{opened}><summary>summary: {html.escape(title)}"
                    f"</summary>{_kv_table(d)}</details>")
     return "".join(out)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def _dataset_section(run_uri: str, parts: list[str], stages: list[tuple[str, dict]]) -> None:

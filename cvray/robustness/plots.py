@@ -2,30 +2,15 @@
 and a corruption x severity heat map (PNG into the run's artifacts)."""
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 
 from cvray.robustness.records import CLEAN
+from cvray.report.figures import plt as _plt
+from cvray.report.figures import png as _png
 
 __all__ = ["write_plots"]
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def _grid(rows: list[dict], metric: str) -> tuple[list[str], list[int], np.ndarray, float | None]:

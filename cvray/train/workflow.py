@@ -103,7 +103,13 @@ def fit(job: TrainJob, on_progress: ProgressCallback | None = None, *,
         return order
 
     steps = len(recs) // job.cfg.batch_size // job.cfg.grad_accum_steps
+    import torch
+
+    # this process's GPU when it has one (a Tune trial with tune.trial_gpus sees its share), unless
+    # train.use_gpu=false
+    gpu = job.cfg.use_gpu is not False and torch.cuda.is_available()
     return run_worker(job, WorkerEnv(train_records=train_records, steps_per_epoch=steps or None,
+                                     device=torch.device("cuda" if gpu else "cpu"),
                                      on_progress=on_progress, initial_checkpoint=initial_checkpoint))
 
 

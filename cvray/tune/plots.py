@@ -2,32 +2,17 @@
 with the ASHA rungs marked, each searched parameter vs the final metric, best-so-far vs wall time."""
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
 from cvray.tune.config import ParamSpec
+from cvray.report.figures import plt as _plt
+from cvray.report.figures import png as _png
 
 __all__ = ["write_plots"]
 
 _COLORS = {"completed": "tab:green", "early_stopped": "tab:orange", "time_budget": "tab:purple",
            "interrupted": "tab:gray", "error": "tab:red", "pending": "tab:gray", "stopped": "tab:orange"}
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    _plt().close(fig)
-    return buf.getvalue()
 
 
 def _series(trial: dict, key: str) -> tuple[list[float], list[float]]:
