@@ -129,6 +129,9 @@ def run_robustness(run, section: RobustnessConfig, inputs: RobustnessInputs, *, 
     args = dict(model_config=inputs.model, category_ids=inputs.category_ids, postprocess=inputs.predict.postprocess,
                 geometry=inputs.predict.geometry, gt_uri=inputs.gt_uri, units=inputs.units, seed=inputs.seed,
                 batch_size=section.batch_size, torch_threads=section.torch_threads, masks=masks)
+    import time
+
+    t0 = time.perf_counter()
     if ray:
         from cvray.robustness.distributed import run_cells_on_ray
 
@@ -137,6 +140,7 @@ def run_robustness(run, section: RobustnessConfig, inputs: RobustnessInputs, *, 
                                      worker_args=args, on_progress=on_progress)
     else:
         failed = _run_local(run, todo, args, on_progress)
+    cells_wall = time.perf_counter() - t0
     rows = [r for r in run.read_table("robustness").to_pylist()
             if (r["model"], r["corruption"], int(r["severity"])) in {c.key for c in cells}] if todo or done else []
     fam = {k: v for k, v in FAMILIES.items()}
@@ -149,6 +153,8 @@ def run_robustness(run, section: RobustnessConfig, inputs: RobustnessInputs, *, 
         "model": inputs.model_name, "images": len(inputs.units), "corruptions": len(inputs.corruptions),
         "severities": inputs.severities, "cells": len(cells), "cells_run": len(todo) - len(failed),
         "cells_skipped_done": len(done), "cells_failed": len(failed), "seed": inputs.seed,
+        "cells_wall_s": round(cells_wall, 2),  # the workers' start (model load) and the cells run now
+        "images_per_s": round(len(inputs.units) * len(todo) / cells_wall, 2) if todo and cells_wall > 0 else None,
         "full_benchmark": all(c in inputs.corruptions for c in BENCHMARK) and inputs.severities == [1, 2, 3, 4, 5],
     }
     for metric, s in mine.items():
