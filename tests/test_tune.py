@@ -300,3 +300,48 @@ def test_s3_storage_and_a_budget_that_survives_resume(dataset, tmp_path, s3_buck
     again = json.loads(p.stdout)
     assert again["budget_exhausted"] is True and again["elapsed_s"] >= 15
     assert {t["trial_id"]: t["iterations"] for t in _table(out["run_uri"], "trials")} == trained
+
+
+def test_an_errored_trial_is_retried_from_its_checkpoint_on_resume(dataset, tmp_path):
+    """A trial whose process dies (its actor killed) ends ERROR, the search goes on and exits 1
+    with the count; with ``tune.retry_errored`` the ``--resume`` continues that trial from its
+    last checkpoint to the end, and the finished trial is not run again."""
+    cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=40, tune={
+        "scheduler": "fifo", "num_samples": 2, "max_concurrent_trials": 2, "retry_errored": True,
+        "space": {"optim.lr": {"type": "choice", "values": [SANE_LR]}}})
+    root = tmp_path / "runs"
+    proc = subprocess.Popen([*CLI, "tune", "--config", str(cfg), "--root", str(root), "--json"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def first_report():
+            for p in sorted(root.glob("*/ray/tune/*/result.json")):
+                lines = p.read_text().splitlines()
+                if lines:
+                    return json.loads(lines[0])
+            return None
+
+        _wait_for(lambda: first_report() is not None, 300, "a trial's first report", proc)
+        victim = first_report()  # reported at iteration 10 of 40: it is mid-trial
+        os.kill(int(victim["pid"]), signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and out.strip(), err[-3000:]
+    s = json.loads(out)
+    assert s["by_status"] == {"completed": 1, "error": 1}, s
+    (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
+    before = {t["trial_id"]: t for t in _table(str(run_dir), "trials")}
+    assert before[victim["trial_id"]]["status"] == "error" and before[victim["trial_id"]]["error"]
+    (other,) = [t for t in before if t != victim["trial_id"]]
+    other_started = json.loads((run_dir / "trials" / other / "_started.json").read_text())["started_at"]
+
+    p = _cvray("tune", "--resume", run_dir.name, "--root", str(root), "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    trials = {t["trial_id"]: t for t in _table(str(run_dir), "trials")}
+    assert all(t["status"] == "completed" for t in trials.values()), trials
+    rows = [r for r in _table(str(run_dir), "trial_curves") if r["trial_id"] == victim["trial_id"]]
+    assert [r["iteration"] for r in rows] == [10, 20, 30, 40]
+    after = [r for r in rows if r["restored_iteration"] >= 10]
+    assert after and all(r["iteration"] > r["restored_iteration"] for r in after)  # from its checkpoint, not 0
+    assert json.loads((run_dir / "trials" / other / "_started.json").read_text())["started_at"] == other_started

@@ -90,7 +90,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     out = {"run": run.id, "run_uri": run.uri, **{k: v for k, v in summary.items() if k != "plots"},
            "plots": summary.get("plots")}
     emit(out, args, title="cvray tune")
-    return 0
+    # a failed unit of work (an errored trial) exits 1, with the count in the summary
+    return 1 if summary.get("by_status", {}).get("error") else 0
 
 
 def _print_trials(run) -> None:

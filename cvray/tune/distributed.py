@@ -392,8 +392,11 @@ def tune_with_ray(run, section: TuneConfig, spec: TrialSpec, *, metric: str, gra
                 callbacks=[_Progress(run.id, section.num_samples, metric, section.mode)]),
         )
     stopper.elapsed()  # the session's clock starts here
-    try:
-        with _GracefulStop() as stop:
+    import contextlib
+    import sys
+
+    try:  # Tune prints its tables (errored trials ...) on stdout: keep stdout for cvray's --json
+        with _GracefulStop() as stop, contextlib.redirect_stdout(sys.stderr):
             grid = tuner.fit()
     finally:
         _PROGRESS.pop(run.id, None)
