@@ -20,33 +20,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cvray.robustness import corruptions as C  # noqa: E402
 from cvray.robustness.reference import reference_corrupt  # noqa: E402
+from tests.test_robustness_corruptions import natural  # noqa: E402  (the tests' image, one definition)
 
 HEADING = "## Corruptions (benchmarks/bench_corruptions.py)"
 H, W = 480, 640
-
-
-def natural(h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Smooth colour gradients, 1/f-like texture and flat shapes with edges (as in the tests)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:h, :w] / max(h, w)
-    img = np.stack([0.25 + 0.5 * xx, 0.2 + 0.5 * yy, 0.65 - 0.4 * xx * yy], axis=-1)
-    tex = np.zeros((h, w))
-    for sigma, amp in ((1, 0.02), (3, 0.05), (8, 0.08), (20, 0.1)):
-        layer = ndi.gaussian_filter(rng.standard_normal((h, w)), sigma)
-        tex += amp * layer / layer.std()
-    img += tex[..., None] * np.array([1.0, 0.8, 0.6])
-    r = np.hypot(yy - 0.35 * h / max(h, w), xx - 0.3 * w / max(h, w))
-    img[r < 0.15] = [0.85, 0.75, 0.2]
-    img[int(0.55 * h):int(0.85 * h), int(0.5 * w):int(0.8 * w)] = [0.15, 0.3, 0.7]
-    img[int(0.6 * h):int(0.7 * h), int(0.1 * w):int(0.45 * w)] = [0.9, 0.2, 0.2]
-    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
 def _time_per_image(fn, reps: int) -> float:
