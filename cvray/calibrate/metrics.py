@@ -15,9 +15,10 @@ Confidence Calibration for Object Detection" (CVPR-W 2020), accuracy in a bin is
   class errors are averaged. Precision-only errors can be made small by keeping only confident
   detections and ignore how well boxes fit; LaECE asks the score to also predict localisation.
 
-Defaults: ECE 10 bins (the common setting); D-ECE 5 bins per dimension jointly (5⁵ bins, the
-joint setting of Küppers et al.; 10+ per dimension leaves most joint bins empty); LaECE 25 bins
-(Oksuz et al.). Empty bins contribute nothing. Bin ``b`` of ``B`` covers ``[b/B, (b+1)/B)``, the
+Defaults: ECE 10 bins (the usual confidence-only setting); D-ECE 5 bins per dimension jointly
+(5⁵ = 3125 joint bins: joint binning spreads detections thin, so Küppers et al. use fewer bins
+per dimension in the multivariate case than for confidence alone; 10 per dimension would leave
+most of 10⁵ bins empty on COCO-sized sets); LaECE 25 bins (Oksuz et al.). Empty bins contribute nothing. Bin ``b`` of ``B`` covers ``[b/B, (b+1)/B)``, the
 last one also includes 1. Every result records its bins, IoU threshold and score threshold.
 """
 from __future__ import annotations
