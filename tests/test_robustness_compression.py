@@ -75,7 +75,7 @@ def test_list_of_frames_equals_array_input():
 def test_same_input_same_bytes(codec):
     # several tries: x264's SIMD path without cpu-independent=1 differed in ~1 encode of 6
     a = C.compress_sequence(SEQ, C.Tier(codec, 28))
-    for k in range(6):
+    for k in range(12):
         b = C.compress_sequence(SEQ.copy() if k % 2 else SEQ, C.Tier(codec, 28))
         assert b.encoded == a.encoded, k
         assert np.array_equal(a.frames, b.frames)
@@ -192,6 +192,9 @@ def test_yuv444_baseline_shows_the_chroma_subsampling_loss():
     b420 = C.compress_sequence(SEQ, C.baseline_tier("h264"))
     b444 = C.compress_sequence(SEQ, C.baseline_tier("h264"), pix_fmt="yuv444p")
     assert b444.psnr_db > b420.psnr_db + 3
+    assert np.array_equal(b444.frames, C.yuv_roundtrip(SEQ, "yuv444p"))
+    h444 = C.compress_sequence(SEQ, C.baseline_tier("h265"), pix_fmt="yuv444p")
+    assert np.array_equal(h444.frames, b444.frames)
 
 
 # ----------------------------------------------------------------------------- grammar / errors
@@ -254,6 +257,10 @@ def test_compress_sequence_rejects_bad_input():
         C.compress_sequence(SEQ, tier, preset="quick")
     with pytest.raises(ValueError, match="unsupported pix_fmt 'nv12'"):
         C.compress_sequence(SEQ, tier, pix_fmt="nv12")
+    with pytest.raises(ValueError, match=r"h265 needs frames at least 16 px on each side, got 96x14"):
+        C.compress_sequence(SEQ[:, :14], C.Tier("h265", 28))
+    assert C.compress_sequence(SEQ[:2, :15, :15], C.Tier("h265", 28)).frames.shape == (2, 15, 15, 3)
+    assert C.compress_sequence(SEQ[:2, :3, :5], C.Tier("h264", 28)).frames.shape == (2, 3, 5, 3)
     with pytest.raises(TypeError, match="tier must be a Tier"):
         C.compress_sequence(SEQ, "h264:28")
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import re
 import time
 from dataclasses import dataclass
 from typing import Sequence
@@ -46,6 +47,7 @@ PIX_FMTS: dict[str, tuple[int, int]] = {"yuv420p": (2, 2), "yuv422p": (2, 1), "y
 # x264 to AVX2 also cured it); it also makes the bytes independent of the CPU. x265 with no thread pool runs in-line and was stable as is.
 _X264_PARAMS = "threads=1:lookahead-threads=1:sync-lookahead=0:cpu-independent=1"
 _X265_PARAMS = "log-level=error:pools=none:frame-threads=1"
+_MIN_SIDE: dict[str, int] = {"h264": 1, "h265": 16}  # x265 refuses to open below 16 px (padded)
 _SEI_TYPES: dict[str, tuple[int, ...]] = {"h264": (6,), "h265": (39, 40)}  # NAL unit types of SEI
 
 
@@ -81,6 +83,7 @@ class Tier:
 
     @property
     def is_baseline(self) -> bool:
+        """CRF 0: encoded losslessly in YUV (x265 gets ``lossless=1``)."""
         return self.crf == 0
 
 
@@ -115,12 +118,11 @@ def parse_tiers(spec: str) -> list[Tier]:
             raise ValueError(f"tier {token!r} has no codec; write e.g. 'h264:{token}'")
         else:
             crf_text = token
+        crf_text = crf_text.strip()
+        if not re.fullmatch(r"-?[0-9]+", crf_text):
+            raise ValueError(f"tier {token!r}: crf {crf_text!r} is not an integer")
         try:
-            crf = int(crf_text.strip())
-        except ValueError:
-            raise ValueError(f"tier {token!r}: crf {crf_text.strip()!r} is not an integer") from None
-        try:
-            tier = Tier(codec, crf)
+            tier = Tier(codec, int(crf_text))
         except ValueError as exc:
             raise ValueError(f"tier {token!r}: {exc}") from None
         if tier not in out:
@@ -132,7 +134,7 @@ def parse_tiers(spec: str) -> list[Tier]:
 class CompressionResult:
     """One tier applied to one sequence.
 
-    ``packet_bytes`` is the sum of the encoder's packet sizes; ``stream_bytes`` the same without
+    ``packet_bytes`` is the sum of the MP4's video packet sizes; ``stream_bytes`` the same without
     SEI NAL units (encoder metadata: x264's settings string; x265 keeps its own in the MP4 header)
     -- the pictures themselves. ``bitrate_kbps = 8 * stream_bytes / (T / fps) / 1000`` and
     ``bits_per_pixel`` (per input pixel) use it, so neither container nor metadata inflates small
@@ -250,6 +252,9 @@ def compress_sequence(frames: np.ndarray | Sequence[np.ndarray], tier: Tier, *, 
         raise ValueError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     n, h, w, _ = seq.shape
     yuv = _to_yuv(seq, pix_fmt)
+    if min(yuv[0].width, yuv[0].height) < _MIN_SIDE[tier.codec]:
+        raise ValueError(f"{tier.codec} needs frames at least {_MIN_SIDE[tier.codec]} px on each side, "
+                         f"got {w}x{h} (W x H)")
     options = {"preset": preset, "crf": str(tier.crf)}
     if tier.codec == "h265":
         options["x265-params"] = _X265_PARAMS + (":lossless=1" if tier.is_baseline else "")
