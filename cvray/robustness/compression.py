@@ -151,8 +151,8 @@ class CompressionResult:
     bitrate_kbps: float
     bits_per_pixel: float
     psnr_db: float
-    encode_s: float
-    decode_s: float
+    encode_s: float  # encoder + MP4 muxer (the RGB -> YUV conversion before them not counted)
+    decode_s: float  # demuxer + decoder + YUV -> RGB
     fps: int
     pix_fmt: str
     psnr_vs_baseline: float | None = None
