@@ -44,7 +44,9 @@ PIX_FMTS: dict[str, tuple[int, int]] = {"yuv420p": (2, 2), "yuv422p": (2, 1), "y
 # x264: one thread, no asynchronous lookahead, and cpu-independent=1 (the C code for the few SIMD
 # kernels that are not bit-exact with it). Without the latter, on an AVX-512 host, about 1 encode
 # in 6 of the same frames in one process gave different bytes (0 in ~550 with it; restricting
-# x264 to AVX2 also cured it); it also makes the bytes independent of the CPU. x265 with no thread pool runs in-line and was stable as is.
+# x264 to AVX2 also cured it). It is x264's switch for CPU-independent bytes: here they equal
+# a no-asm encode's. x265 with no
+# thread pool runs in-line and was stable as is.
 _X264_PARAMS = "threads=1:lookahead-threads=1:sync-lookahead=0:cpu-independent=1"
 _X265_PARAMS = "log-level=error:pools=none:frame-threads=1"
 _MIN_SIDE: dict[str, int] = {"h264": 1, "h265": 16}  # x265 refuses to open below 16 px (padded)
@@ -293,7 +295,8 @@ def compress_sequence(frames: np.ndarray | Sequence[np.ndarray], tier: Tier, *, 
 
 
 def compress_tiers(frames: np.ndarray | Sequence[np.ndarray], tiers: Sequence[Tier], *,
-                   fps: int = 25, preset: str = "medium", pix_fmt: str = "yuv420p") -> list[CompressionResult]:
+                   fps: int = 25, preset: str = "medium",
+                   pix_fmt: str = "yuv420p") -> list[CompressionResult]:
     """:func:`compress_sequence` for each tier (in order), each with ``psnr_vs_baseline`` against
     its codec's CRF-0 decode; the baseline is encoded once per codec (and reused if listed)."""
     seq = _as_sequence(frames)
