@@ -45,8 +45,7 @@ PIX_FMTS: dict[str, tuple[int, int]] = {"yuv420p": (2, 2), "yuv422p": (2, 1), "y
 # kernels that are not bit-exact with it). Without the latter, on an AVX-512 host, about 1 encode
 # in 6 of the same frames in one process gave different bytes (0 in ~550 with it; restricting
 # x264 to AVX2 also cured it). It is x264's switch for CPU-independent bytes: here they equal
-# a no-asm encode's. x265 with no
-# thread pool runs in-line and was stable as is.
+# a no-asm encode's. x265 with no thread pool runs in-line and was stable as is.
 _X264_PARAMS = "threads=1:lookahead-threads=1:sync-lookahead=0:cpu-independent=1"
 _X265_PARAMS = "log-level=error:pools=none:frame-threads=1"
 _MIN_SIDE: dict[str, int] = {"h264": 1, "h265": 16}  # x265 refuses to open below 16 px (padded)
