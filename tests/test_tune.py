@@ -277,6 +277,38 @@ def test_pbt_exploit_continues_from_the_donors_checkpoint(dataset, tmp_path):
         assert abs(last["lr"] - final_lr) < 1e-12, (t["trial_id"], last["lr"], final_lr)
 
 
+def test_hyperband_brackets_prune_and_resume_from_own_checkpoints(dataset, tmp_path):
+    """HyperBand (Ray's synchronous one): max_t = 20 / 10 = 2 evaluations, eta 2, so a band has
+    two brackets of 2 trials, filled least aggressive first. Bracket s=0: both trials run to 20.
+    Bracket s=1: both run to iteration 10; the first to get there pauses until the second does;
+    then the better one goes on to 20 (a paused one from its own checkpoint), the other stops.
+    Unlike ASHA, the cut is made with the whole rung known."""
+    cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=20, tune={
+        "scheduler": "hyperband", "num_samples": 4, "reduction_factor": 2,  # 2 CPUs: 2 at a time
+        "space": {"optim.lr": {"type": "choice", "values": [SANE_LR, TINY_LR]}}})
+    p = _cvray("tune", "--config", str(cfg), "--root", str(tmp_path / "runs"), "--json")
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    trials = {t["trial_id"]: t for t in _table(out["run_uri"], "trials")}
+    curves = _table(out["run_uri"], "trial_curves")
+    ids = sorted(trials)  # Tune's trial ids count up in the order trials were added to brackets
+    assert [trials[t]["iterations"] for t in ids[:2]] == [20, 20], trials  # bracket s=0: no cut
+    second = sorted(trials[t]["iterations"] for t in ids[2:])
+    assert second == [10, 20], trials  # bracket s=1: one cut at the rung, one goes on
+    (cut,) = [t for t in ids[2:] if trials[t]["iterations"] == 10]
+    (kept,) = [t for t in ids[2:] if trials[t]["iterations"] == 20]
+    assert trials[cut]["status"] == "early_stopped" and trials[cut]["stop_rung"] == 10
+    assert all(trials[t]["status"] == "completed" for t in (*ids[:2], kept))
+    at10 = {r["trial_id"]: r["bbox_AP50"] for r in curves if r["iteration"] == 10}
+    assert at10[kept] >= at10[cut], at10
+    # every curve is 10, 20, ... once; a trial that was paused resumed from its own checkpoint
+    for tid, t in trials.items():
+        rows = sorted((r for r in curves if r["trial_id"] == tid), key=lambda r: r["iteration"])
+        assert [r["iteration"] for r in rows] == list(range(10, t["iterations"] + 1, 10)), rows
+        for r in rows:
+            assert not r["restored_from"] or (r["restored_from"] == tid and r["restored_iteration"] == 10), r
+
+
 def test_s3_storage_and_a_budget_that_survives_resume(dataset, tmp_path, s3_bucket, s3_server):
     """Experiment state, trials and the best config on S3 (moto); tune.time_budget_s stops the
     search, and a resumed search has no budget left: it trains no further."""

@@ -129,6 +129,7 @@ def test_cli_refuses_a_bad_search_before_any_run(tmp_path):
 
     data = easy_dataset(tmp_path / "easy")
     cfg = tune_config(tmp_path / "t.yaml", data, tune={"space": {"optim.lrr": {"type": "choice", "values": [1]}}})
+    ok = tune_config(tmp_path / "ok.yaml", data, tune={"space": {"optim.lr": {"type": "choice", "values": [1e-3]}}})
     root = tmp_path / "runs"
     cases = [
         (["tune", "--config", str(cfg)], "tune.space.optim.lrr: train.optim has no key 'lrr'"),
@@ -138,6 +139,8 @@ def test_cli_refuses_a_bad_search_before_any_run(tmp_path):
         (["tune", "--resume", "no-such-run"], "no tune run there"),
         (["tune", "--resume", "x", "tune.num_samples=3"], "drop --config, --dataset and overrides"),
         (["tune", "--resume", "../x"], "run id"),
+        (["tune", "--config", str(ok), "tune.scheduler=hyperband", "tune.max_concurrent_trials=2"],
+         "cannot be used with tune.scheduler=hyperband"),
     ]
     for argv, words in cases:
         p = subprocess.run([sys.executable, "-m", "cvray.cli.main", *argv, "--root", str(root)],
@@ -151,11 +154,14 @@ def test_cli_refuses_a_bad_search_before_any_run(tmp_path):
 def test_schedulers_use_the_trials_own_iteration():
     from cvray.tune.distributed import _scheduler
 
-    for name in ("asha", "hyperband", "pbt"):
+    for name, attr in (("asha", "iteration"), ("hyperband", "evaluation"), ("pbt", "iteration")):
         section = TuneConfig.model_validate({"scheduler": name, "space": {
             "optim.lr": {"type": "loguniform", "low": 1e-4, "high": 1e-2}}})
         s = _scheduler(section, "bbox_AP", max_iter=40, grace=10, period=10)
-        assert s._time_attr == "iteration", name
+        assert s._time_attr == attr, name  # both restored with the trial's checkpoint
+    hb = _scheduler(TuneConfig.model_validate({"scheduler": "hyperband"}), "bbox_AP", max_iter=45, grace=10,
+                    period=10)
+    assert hb._max_t_attr == 5  # evaluations at 10, 20, 30, 40 and the last at 45
 
 
 def test_space_overrides_land_on_the_yaml_entry(tmp_path):

@@ -79,7 +79,7 @@ class TuneConfig(CvrayModel):
     time_budget_s: float | None = Field(None, gt=0, description="wall budget of the whole search, "
                                         "summed over resumes (overnight: 28800)")
     max_iter: int | None = Field(None, ge=1, description="iterations per trial (default train.max_iter)")
-    grace_period: int | None = Field(None, ge=1, description="ASHA/HyperBand: iterations before a "
+    grace_period: int | None = Field(None, ge=1, description="ASHA: iterations before a "
                                      "trial can be stopped (default: train.eval_period)")
     reduction_factor: float = Field(2.0, gt=1)
     brackets: int = Field(1, ge=1)
@@ -123,6 +123,12 @@ class TuneConfig(CvrayModel):
     def _check(self) -> "TuneConfig":
         if self.scheduler == "pbt" and self.search == "optuna":
             raise ValueError("tune.scheduler=pbt searches by mutation; use tune.search=random with it")
+        if self.scheduler == "hyperband" and self.max_concurrent_trials:
+            # Ray's HyperBand refills a bracket whose trials ended with trials created later, so
+            # trials created a few at a time all land in the first bracket, which stops nothing
+            raise ValueError("tune.max_concurrent_trials cannot be used with tune.scheduler=hyperband: its "
+                             "brackets need every trial created up front; bound concurrency with "
+                             "tune.trial_cpus / tune.trial_gpus")
         return self
 
     def spec_items(self) -> list[tuple[str, ParamSpec]]:

@@ -266,7 +266,11 @@ def _scheduler(section: TuneConfig, metric: str, max_iter: int, grace: int, peri
         return ASHAScheduler(time_attr="iteration", max_t=max_iter, grace_period=grace,
                              reduction_factor=section.reduction_factor, brackets=section.brackets)
     if section.scheduler == "hyperband":
-        return HyperBandScheduler(time_attr="iteration", max_t=max_iter,
+        # HyperBand's time is the trial's own evaluation counter: its largest bracket has
+        # ~eta^s_max trials, with s_max = log_eta(max_t), which in iterations (max_t=400) means
+        # 256+ trials; counted in evaluations (max_t=10) it is 8. Like ``iteration``, the counter
+        # is restored with the trial's checkpoint, so a resumed trial keeps its rung.
+        return HyperBandScheduler(time_attr="evaluation", max_t=-(-max_iter // period),
                                   reduction_factor=section.reduction_factor)
     if section.scheduler == "pbt":
         items = dict(section.spec_items())
@@ -360,7 +364,9 @@ def tune_with_ray(run, section: TuneConfig, spec: TrialSpec, *, metric: str, gra
     exp = storage.join(run.path("ray"), EXPERIMENT)
     _, exp_path = storage.resolve(exp)
     trainable = tune.with_resources(tune.with_parameters(_trainable, spec=spec), _resources(section))
-    max_concurrent = default_concurrency(section, float(spec.base_train.get("cpus_per_worker", 1.0)))
+    # HyperBand: every trial created up front (see TuneConfig), the resources bound concurrency
+    max_concurrent = None if section.scheduler == "hyperband" else \
+        default_concurrency(section, float(spec.base_train.get("cpus_per_worker", 1.0)))
     stopper = BudgetStopper(run.path(STATE_FILE), section.time_budget_s)
     if on_progress is not None:
         _PROGRESS[run.id] = on_progress

@@ -99,7 +99,8 @@ def classify(trial: dict, *, max_iter: int, scheduler: str, milestones: list[int
         return "pending", "never started", None
     if scheduler in ("asha", "hyperband"):
         passed = [m for m in milestones if m <= last]
-        rung = passed[-1] if passed else None
+        # HyperBand's rungs differ per bracket: the rung it was cut at is where it stopped
+        rung = passed[-1] if passed else (last if scheduler == "hyperband" else None)
         return "early_stopped", f"{scheduler}: below the rung's cutoff at iteration {last}", rung
     return "stopped", f"stopped by {scheduler} at iteration {last}", None
 
