@@ -50,6 +50,7 @@ RUN_TABLES: dict[str, str] = {
     "trials": "cvray.tune.outputs:TRIALS_SCHEMA",
     "trial_curves": "cvray.tune.outputs:TRIAL_CURVES_SCHEMA",
     "robustness": "cvray.robustness.records:ROBUSTNESS_SCHEMA",
+    "tracking_robustness": "cvray.robustness.records:TRACKING_ROBUSTNESS_SCHEMA",
 }
 
 
