@@ -71,6 +71,7 @@ _SECTIONS: dict[str, str] = {
     "submit": "cvray.submit.config:SubmitConfig",
     "tune": "cvray.tune.config:TuneConfig",
     "robustness": "cvray.robustness.config:RobustnessConfig",
+    "calibrate": "cvray.calibrate.config:CalibrateConfig",
 }
 
 

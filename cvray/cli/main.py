@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "cvray.cli.train",
     "cvray.cli.tune",
     "cvray.cli.robustness",
+    "cvray.cli.calibrate",
     "cvray.cli.eval",
     "cvray.cli.predict",
     "cvray.cli.report",
