@@ -125,3 +125,43 @@ def test_node_removed_mid_suite_loses_and_duplicates_no_cell(model, tmp_path):
     keys = [tuple(k) for k in out["keys"]]
     assert len(keys) == len(set(keys)) == out["cells"] == 9
     assert out["cells_failed"] == 0
+
+
+def test_tracking_under_corruption_and_compression(model, tmp_path):
+    """``--data MOT_DIR``: the model detects and the tracker tracks every corrupted / compressed
+    frame (2 actors), and the tracker alone on ground-truth boxes beside it; one row per cell in
+    ``tracking_robustness``; ``--resume`` finds every cell done. The tracker reads the pixels here
+    (histogram appearance + camera-motion compensation), so heavy noise costs it identities even
+    on perfect boxes."""
+    from cvray.data.synth_mot import make_mot
+
+    run_uri, _ = model
+    mot = make_mot(tmp_path / "mot", n_videos=2, seed=0, n_frames=20)["root"]
+    root = str(tmp_path / "runs")
+    p = subprocess.run([*CLI, "robustness", "--model", run_uri, "--data", mot, "--corruptions", "gaussian_noise",
+                        "--severities", "5", "--compression", "h264:40", "robustness.workers=2",
+                        "track.appearance.extractor=histogram", "track.cmc.enabled=true", "--root", root, "--json"],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout)
+    assert out["mode"] == "tracking" and out["compression"] == ["h264_crf0", "h264_crf40"]
+    rows = _table(out["run_uri"], "tracking_robustness")
+    keys = {(r["detector"], r["condition"], r["severity"]) for r in rows}
+    assert len(rows) == len(keys) == 8 == out["cells"]  # 2 detectors x (clean, noise 5, crf 0, crf 40)
+    by = {(r["detector"], r["condition"]): r for r in rows}
+    assert by[("model", "clean")]["detections"] > 0 and by[("model", "clean")]["frames"] == 40
+    gt_clean, gt_noise = by[("gt", "clean")], by[("gt", "gaussian_noise")]
+    assert gt_clean["IDF1"] > 90 and gt_noise["IDSW"] > gt_clean["IDSW"] and gt_noise["IDF1"] < gt_clean["IDF1"]
+    c0, c40 = by[("model", "h264_crf0")], by[("model", "h264_crf40")]
+    assert c0["bitrate_kbps"] > 10 * c40["bitrate_kbps"] > 0 and c0["psnr_db"] > c40["psnr_db"]
+    assert by[("gt", "h264_crf40")]["bitrate_kbps"] == c40["bitrate_kbps"]  # the same encode
+    s = out["tracking"]["gt"]
+    assert s["HOTA"]["P"] == gt_clean["HOTA"] and s["HOTA"]["mPC"] == gt_noise["HOTA"]
+    assert [c["condition"] for c in s["compression"]] == ["h264_crf0", "h264_crf40"]
+    assert any(k.startswith("tracking_severity_HOTA") for k in out["plots"]) and "tracking_bitrate_HOTA" in out["plots"]
+    p = subprocess.run([*CLI, "robustness", "--resume", out["run"], "--root", root, "--json"],
+                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    again = json.loads(p.stdout)
+    assert again["cells_run"] == 0 and again["cells_skipped_done"] == 8
+    assert len(_table(out["run_uri"], "tracking_robustness")) == 8

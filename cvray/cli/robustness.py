@@ -1,5 +1,5 @@
-"""``cvray robustness --model RUN|CKPT --data COCO_ROOT [--split val] [--corruptions benchmark|holdout|all|extras|NAMES]
-[--severities 1-5] [--resume RUN] [--json]``.
+"""``cvray robustness --model RUN|CKPT --data COCO_ROOT|MOT_DIR [--split val] [--corruptions benchmark|holdout|all|extras|NAMES]
+[--severities 1-5] [--compression h264:18,23,28,35] [--resume RUN] [--json]``.
 
 A COCO-C style suite: the clean split and every corruption x severity cell (corrupt -> predict ->
 evaluate) as tasks on a pool of model actors; one row per cell in the run's ``robustness`` table;
@@ -16,10 +16,13 @@ def register(sub) -> None:
     p = sub.add_parser("robustness", help="COCO-C corruptions x severities as a resumable Ray grid (P / mPC / rPC)")
     add_common_args(p)
     p.add_argument("--model", default=None, help="a train run (folder/URI), a checkpoint, or ARCH[:BACKBONE]")
-    p.add_argument("--data", default=None, help="COCO dataset root (annotations/instances_<split>.json) or its JSON")
+    p.add_argument("--data", default=None, help="COCO dataset root (annotations/instances_<split>.json) or its JSON; "
+                   "or a folder of MOTChallenge sequences (<SEQ>/gt/gt.txt): tracking under corruption")
     p.add_argument("--split", default="val")
     p.add_argument("--corruptions", default=None, help="benchmark | holdout | all | extras | comma-separated names")
     p.add_argument("--severities", default=None, help="e.g. 1-5 or 1,3,5")
+    p.add_argument("--compression", default=None, metavar="TIERS",
+                   help="MOT data: H.264/H.265 tiers by CRF, e.g. h264:18,23,28,35 or 'h264:23;h265:28'")
     p.add_argument("--resume", default=None, metavar="RUN", help="run only the cells RUN lacks (same model/data)")
     p.set_defaults(func=cmd_robustness)
 
@@ -46,7 +49,8 @@ def _resume(args: argparse.Namespace, cfg, extra: list[str]):
         raise CliError(f"--resume {args.resume}: no robustness run there ({uri} is missing)")
     spec = storage.read_json(uri)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump({"seed": spec["seed"], "robustness": spec["robustness"], "predict": spec["predict"]}, f)
+        yaml.safe_dump({"seed": spec["seed"], "robustness": spec["robustness"], "predict": spec["predict"],
+                        **({"track": spec["track"]} if spec.get("track") else {})}, f)
     try:
         session = [f"storage.root={cfg.storage.root}", *args.overrides,
                    *([f"ray.address={args.address}"] if args.address else [])]
@@ -61,6 +65,7 @@ def _resume(args: argparse.Namespace, cfg, extra: list[str]):
 def cmd_robustness(args: argparse.Namespace) -> int:
     from cvray.cli.progress import Progress
     from cvray.data.fingerprint import coco_fingerprint
+    from cvray.io import storage
     from cvray.robustness.workflow import prepare_robustness, run_robustness
     from cvray.runs import run_context
 
@@ -69,20 +74,26 @@ def cmd_robustness(args: argparse.Namespace) -> int:
         extra.append(f"robustness.corruptions={args.corruptions}")
     if args.severities:
         extra.append(f"robustness.severities={args.severities}")
+    if args.compression:
+        extra.append(f"robustness.compression={args.compression}")
     cfg = load_cli_config(args, extra)
     model, data, split = args.model, args.data, args.split
     if args.resume:
         cfg, model, data, split = _resume(args, cfg, extra)
     if not model or not data:
-        raise CliError("cvray robustness needs --model RUN|CKPT and --data COCO_ROOT")
+        raise CliError("cvray robustness needs --model RUN|CKPT and --data COCO_ROOT|MOT_DIR")
     inputs = prepare_robustness(cfg.robustness, cfg.predict, model=model, data=data, split=split, seed=cfg.seed)
 
     def fingerprint():
+        if inputs.mode == "tracking":  # every gt.txt of the sequences (the frames are listed by them)
+            from cvray.data.fingerprint import files_fingerprint
+
+            return files_fingerprint({s: storage.join(inputs.gt_uri, s, "gt", "gt.txt") for s in inputs.sequences})
         return coco_fingerprint({split: inputs.gt_uri})
 
     with run_context("robustness", cfg, argv=args.argv, ray=True, address=args.address, run_id=args.resume,
                      dataset=fingerprint) as run:
         with Progress("cvray robustness", "cell", len(inputs.cells())) as progress:
-            summary = run_robustness(run, cfg.robustness, inputs, ray=True, on_progress=progress)
+            summary = run_robustness(run, cfg.robustness, inputs, ray=True, on_progress=progress, track=cfg.track)
     emit({"run": run.id, "run_uri": run.uri, **summary}, args, title="cvray robustness")
     return 1 if summary["cells_failed"] else 0

@@ -4,6 +4,8 @@ post-processing come from the ``predict`` section (``predict.geometry``, ``predi
 so a suite measures the very pipeline ``cvray predict`` runs."""
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from cvray.config import CvrayModel
@@ -24,6 +26,28 @@ class RobustnessConfig(CvrayModel):
                                           "a fraction packs several actors on a GPU")
     torch_threads: int | None = Field(1, ge=1)
     max_retries: int = Field(3, ge=0, description="times a cell is retried after its worker died")
+    # --data MOT_DIR: tracking under corruption (the tracker from the config's track: section)
+    compression: str | None = Field(None, description="MOT data: compression tiers, e.g. 'h264:18,23,28,35' "
+                                    "or 'h264:23;h265:28' (each codec's CRF-0 baseline is added)")
+    compression_preset: str = Field("medium", description="x264/x265 preset of the compression tiers")
+    detectors: list[Literal["model", "gt"]] = Field(
+        default_factory=lambda: ["model", "gt"], description="MOT data: who detects -- the model, and/or "
+        "the ground-truth boxes (the tracker alone, reading the corrupted pixels)")
+    max_frames: int | None = Field(None, ge=1, description="MOT data: the first N frames of each sequence")
+
+    @field_validator("detectors", mode="before")
+    @classmethod
+    def _detectors(cls, v):
+        return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+
+    @field_validator("compression")
+    @classmethod
+    def _tiers(cls, v):
+        if v is not None:
+            from cvray.robustness.compression import parse_tiers
+
+            parse_tiers(v)  # a bad spec fails here, naming the bad part
+        return v
 
     @field_validator("corruptions", mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """Ray adapter of the robustness suite: a pool of model actors, one task per cell (the only Ray
 module of the stage).
 
-* Each actor (:class:`cvray.robustness.cells.CellWorker`) loads the model once (a GPU, or a fraction of one, when the
+* Each actor (:class:`cvray.robustness.cells.CellWorker`, or for MOT data
+  :class:`cvray.robustness.tracking.TrackingCellWorker`) loads the model once (a GPU, or a fraction of one, when the
   cluster has GPUs) and runs whole cells (:func:`cvray.robustness.cells.run_cell`): corrupt ->
   predict -> evaluate; it writes the cell's row as the cell's own part of the ``robustness``
   table (and its issue rows as the cell's part of ``issues``), so a retried cell replaces its
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 
 def run_cells_on_ray(run, cells: list[Cell], *, workers: int | None, cpus: float, gpus: float | None,
                      max_retries: int, worker_args: dict[str, Any],
-                     on_progress: Callable[..., None] | None = None) -> tuple[list[dict], list[dict]]:
+                     on_progress: Callable[..., None] | None = None,
+                     worker_cls: type = CellWorker) -> tuple[list[dict], list[dict]]:
     """Evaluate ``cells`` on a pool of model actors; returns (rows, failed-cell issue rows).
 
     A worker that dies (its node removed) takes its queued cells with it: they go back to the
@@ -48,7 +50,7 @@ def run_cells_on_ray(run, cells: list[Cell], *, workers: int | None, cpus: float
     if gpus:
         fit = max(1, min(fit, int(res.get("GPU", 0) // gpus)))
     n = max(1, min(workers or fit, len(cells)))
-    actor = ray.remote(CellWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0)
+    actor = ray.remote(worker_cls).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0)
     pool: dict[int, Any] = {k: actor.remote(run, **worker_args) for k in range(n)}
     todo = list(cells)
     inflight: dict[Any, tuple[Cell, int]] = {}
@@ -66,7 +68,8 @@ def run_cells_on_ray(run, cells: list[Cell], *, workers: int | None, cpus: float
                 load[k] += 1
 
     def fail(cell: Cell, exc: BaseException) -> None:
-        msg = f"{cell.model} {cell.corruption} severity {cell.severity}: {type(exc).__name__}: {exc}"
+        who = f" ({cell.detector} detections)" if hasattr(cell, "detector") else ""
+        msg = f"{cell.model}{who} {cell.corruption} severity {cell.severity}: {type(exc).__name__}: {exc}"
         log.error("cell failed: %s", msg.splitlines()[0])
         failed.append(issue("robustness", "robustness.cell_failed", msg.splitlines()[0][:2000]).__dict__)
 

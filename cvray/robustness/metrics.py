@@ -17,7 +17,7 @@ from typing import Any, Iterable
 
 from cvray.robustness.records import CLEAN
 
-__all__ = ["robustness_summary"]
+__all__ = ["robustness_summary", "tracking_summary"]
 
 
 def _mean(vals: Iterable[float | None]) -> float | None:
@@ -73,4 +73,29 @@ def robustness_summary(rows: list[dict], *, benchmark: tuple[str, ...], holdout:
         mine = [r for r in rows if r["model"] == model]
         out[model] = {m: _model_summary(mine, m, benchmark, holdout, extras, families or {}, severities)
                       for m in metrics if any(r.get(m) is not None for r in mine)}
+    return out
+
+
+def tracking_summary(rows: list[dict], *, metrics: tuple[str, ...] = ("HOTA", "IDF1")) -> dict[str, Any]:
+    """``tracking_robustness`` rows -> ``{detector: {HOTA: {P, mPC, rPC, ...}, IDF1: {...}, IDSW:
+    {clean, mean_corrupted}, compression: [{condition, codec, crf, bitrate_kbps, psnr_db, HOTA,
+    IDF1, IDSW}]}}``: the COCO-C averages (:func:`robustness_summary`'s rules) with HOTA / IDF1 in
+    the place of AP, and the compression tiers listed by bitrate, never averaged into mPC."""
+    from cvray.robustness.corruptions import BENCHMARK, EXTRAS, FAMILIES, HOLDOUT
+
+    out: dict[str, Any] = {}
+    for det in sorted({r["detector"] for r in rows}):
+        mine = [{**r, "corruption": r["condition"]} for r in rows if r["detector"] == det]
+        grid = [r for r in mine if r["kind"] in ("clean", "corruption")]
+        d: dict[str, Any] = {m: _model_summary(grid, m, BENCHMARK, HOLDOUT, EXTRAS, FAMILIES, (1, 2, 3, 4, 5))
+                             for m in metrics}
+        clean = [r["IDSW"] for r in grid if r["kind"] == "clean"]
+        d["IDSW"] = {"clean": clean[0] if clean else None,
+                     "mean_corrupted": _mean(r["IDSW"] for r in grid if r["kind"] == "corruption")}
+        comp = sorted((r for r in mine if r["kind"] == "compression"),
+                      key=lambda r: (r["codec"] or "", -(r["bitrate_kbps"] or 0)))
+        if comp:
+            d["compression"] = [{k: r[k] for k in ("condition", "codec", "crf", "bitrate_kbps", "psnr_db", "HOTA",
+                                                   "IDF1", "IDSW")} for r in comp]
+        out[det] = d
     return out

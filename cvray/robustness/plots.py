@@ -10,7 +10,7 @@ from cvray.robustness.records import CLEAN
 from cvray.report.figures import plt as _plt
 from cvray.report.figures import png as _png
 
-__all__ = ["write_plots"]
+__all__ = ["write_plots", "write_tracking_plots"]
 
 
 def _grid(rows: list[dict], metric: str) -> tuple[list[str], list[int], np.ndarray, float | None]:
@@ -80,4 +80,47 @@ def write_plots(run, rows: list[dict], summary: dict[str, Any]) -> dict[str, str
             data = fn(rows, metric)
             if data:
                 out[f"{name}_{metric}"] = run.write_artifact(f"robustness/{name}_{metric}.png", data)
+    return out
+
+
+def bitrate_png(rows: list[dict], metric: str = "HOTA") -> bytes | None:
+    """``metric`` vs the bitrate each compression tier took, one line per (detector, codec)."""
+    comp = [r for r in rows if r["kind"] == "compression" and r.get("bitrate_kbps")]
+    if not comp:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for det, codec in sorted({(r["detector"], r["codec"]) for r in comp}):
+        pts = sorted((r["bitrate_kbps"], r[metric], r["crf"]) for r in comp
+                     if r["detector"] == det and r["codec"] == codec)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{codec} ({det} detections)")
+        for x, y, crf in pts:
+            ax.annotate(f"crf {crf}", (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    for det in sorted({r["detector"] for r in comp}):
+        clean = next((r[metric] for r in rows if r["detector"] == det and r["kind"] == "clean"), None)
+        if clean is not None:
+            ax.axhline(clean, ls="--", lw=0.8, color="k")
+    ax.set_xscale("log")
+    ax.set_xlabel("bitrate (kbit/s, log)")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} vs compression (dashed: uncompressed)")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def write_tracking_plots(run, rows: list[dict]) -> dict[str, str]:
+    """HOTA / IDF1 vs severity and the heat map per detector; HOTA vs bitrate."""
+    out = {}
+    for det in sorted({r["detector"] for r in rows}):
+        grid = [{**r, "corruption": r["condition"]} for r in rows
+                if r["detector"] == det and r["kind"] in ("clean", "corruption")]
+        for metric in ("HOTA", "IDF1"):
+            for name, fn in (("severity", severity_png), ("heatmap", heatmap_png)):
+                data = fn(grid, metric)
+                if data:
+                    out[f"tracking_{name}_{metric}_{det}"] = run.write_artifact(
+                        f"robustness/tracking_{name}_{metric}_{det}.png", data)
+    data = bitrate_png(rows)
+    if data:
+        out["tracking_bitrate_HOTA"] = run.write_artifact("robustness/tracking_bitrate_HOTA.png", data)
     return out

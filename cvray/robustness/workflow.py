@@ -50,8 +50,20 @@ class RobustnessInputs:
     predict: Any = field(repr=False)  # the predict section (geometry, postprocess)
     units: list[dict] = field(default_factory=list, repr=False)
     spec: dict = field(default_factory=dict, repr=False)  # model / data / split as given
+    # --data MOT_DIR: tracking under corruption
+    mode: str = "detection"  # "detection" (COCO split) | "tracking" (MOTChallenge sequences)
+    sequences: list[str] = field(default_factory=list)
+    tiers: list[str] = field(default_factory=list)  # compression tier names, baselines included
+    detectors: list[str] = field(default_factory=list)
+    track: Any = field(default=None, repr=False)  # the track section (the tracker's settings)
 
-    def cells(self) -> list[Cell]:
+    def cells(self) -> list:
+        if self.mode == "tracking":
+            from cvray.robustness.tracking import TrackCell
+
+            return [TrackCell(self.model_name, d, c, s) for d in self.detectors
+                    for c, s in [(CLEAN, 0), *((c, s) for c in self.corruptions for s in self.severities),
+                                 *((t, 0) for t in self.tiers)]]
         return [Cell(self.model_name, CLEAN, 0)] + [Cell(self.model_name, c, s) for c in self.corruptions
                                                      for s in self.severities]
 
@@ -81,6 +93,11 @@ def prepare_robustness(section: RobustnessConfig, predict: Any, *, model: str, d
         raise InputError(f"robustness.corruptions: {exc}") from None
     if not storage.is_s3(data):
         data = os.path.abspath(data)
+    if _is_mot(data, split):
+        return _prepare_tracking(section, predict, model=model, data=data, seed=seed, corruptions=corruptions)
+    if section.compression:
+        raise InputError(f"robustness.compression: {data} is a COCO split; compression tiers are for "
+                         "sequences (--data MOT_DIR)")
     ann = _annotations(data, split)
     if not storage.exists(ann):
         raise InputError(f"{data}: no {split} split ({ann} is missing); --data takes a COCO root or its JSON")
@@ -105,23 +122,70 @@ def prepare_robustness(section: RobustnessConfig, predict: Any, *, model: str, d
                             units=units, spec={"model": model, "data": data, "split": split})
 
 
-def _done(run, cells: list[Cell]) -> set[tuple]:
+def _is_mot(data: str, split: str) -> bool:
+    """A folder of MOTChallenge sequences (``<SEQ>/gt/gt.txt``) and no COCO split."""
+    if data.lower().endswith(".json") or storage.exists(_annotations(data, split)):
+        return False
+    from cvray.track.io import find_sequences
+
+    try:
+        return any(u.endswith("gt/gt.txt") for u in find_sequences(data, "gt").values())
+    except (FileNotFoundError, ValueError):
+        return False
+
+
+def _prepare_tracking(section: RobustnessConfig, predict: Any, *, model: str, data: str, seed: int,
+                      corruptions: list[str]) -> RobustnessInputs:
+    from cvray.predict.model_spec import ModelSpecError, require_num_classes, resolve_model
+    from cvray.predict.workflow import resolve_categories
+    from cvray.robustness.compression import baseline_tier, parse_tiers
+    from cvray.track.io import find_sequences
+
+    seqs = sorted(find_sequences(data, "gt"))
+    tiers = parse_tiers(section.compression) if section.compression else []
+    for codec in dict.fromkeys(t.codec for t in tiers):  # CRF 0 first: 4:2:0 alone, not the codec
+        if baseline_tier(codec) not in tiers:
+            tiers.insert(0, baseline_tier(codec))
+    try:
+        cats, _ = resolve_categories(None, None, model)
+        model_cfg, source = resolve_model(model, predict.model, len(cats) if cats else None)
+        require_num_classes(model_cfg, model)
+    except ModelSpecError as exc:
+        raise InputError(str(exc)) from None
+    cats = cats or list(range(1, int(model_cfg.num_classes) + 1))
+    return RobustnessInputs(model=model_cfg, model_name=_model_name(model), model_source=source, gt_uri=data,
+                            category_ids=cats, corruptions=corruptions, severities=list(section.severities),
+                            seed=int(section.seed if section.seed is not None else seed), predict=predict,
+                            spec={"model": model, "data": data, "split": "sequences"}, mode="tracking",
+                            sequences=seqs, tiers=[t.name for t in sorted(tiers, key=lambda t: (t.codec, t.crf))],
+                            detectors=list(dict.fromkeys(section.detectors)))
+
+
+def _done(run, cells: list) -> set[tuple]:
     """Cells whose part is already written (a resumed suite skips them)."""
-    folder = run.path("tables", "robustness")
+    from cvray.robustness.records import track_cell_part
+
+    tracking = bool(cells) and hasattr(cells[0], "detector")
+    folder = run.path("tables", "tracking_robustness" if tracking else "robustness")
     have = {u.rsplit("/", 1)[-1][: -len(".parquet")] for u in storage.list_files(folder, suffix=".parquet")}
-    return {c.key for c in cells if cell_part(c) in have}
+    part = track_cell_part if tracking else cell_part
+    return {c.key for c in cells if part(c) in have}
 
 
 def run_robustness(run, section: RobustnessConfig, inputs: RobustnessInputs, *, ray: bool = True,
-                   on_progress: Callable[..., None] | None = None) -> dict[str, Any]:
-    """Evaluate every cell not yet in the run; summarise the whole table."""
+                   on_progress: Callable[..., None] | None = None, track: Any = None) -> dict[str, Any]:
+    """Evaluate every cell not yet in the run; summarise the whole table. ``track`` (the
+    config's ``track`` section) is the tracker of a MOT suite."""
     from cvray.robustness.corruptions import BENCHMARK, EXTRAS, FAMILIES, HOLDOUT
     from cvray.robustness.metrics import robustness_summary
 
     storage.write_json(run.path(INPUTS_FILE), {**inputs.spec, "seed": inputs.seed,
                                                "robustness": section.model_dump(mode="json"),
-                                               "predict": inputs.predict.model_dump(mode="json")})
+                                               "predict": inputs.predict.model_dump(mode="json"),
+                                               **({"track": track.model_dump(mode="json")} if track else {})})
     run.update(model={"source": inputs.model_source, "config": inputs.model.model_dump(mode="json")})
+    if inputs.mode == "tracking":
+        return _run_tracking(run, section, inputs, track, ray=ray, on_progress=on_progress)
     cells = inputs.cells()
     done = _done(run, cells)
     todo = [c for c in cells if c.key not in done]
@@ -172,11 +236,58 @@ def run_robustness(run, section: RobustnessConfig, inputs: RobustnessInputs, *, 
     return summary
 
 
-def _run_local(run, cells: list[Cell], args: dict, on_progress) -> list[dict]:
+def _run_tracking(run, section: RobustnessConfig, inputs: RobustnessInputs, track: Any, *, ray: bool,
+                  on_progress) -> dict[str, Any]:
+    """The MOT suite: every (detector, condition) cell not yet in ``tracking_robustness``."""
+    import time
+
+    from cvray.robustness.metrics import tracking_summary
+    from cvray.robustness.tracking import TrackingCellWorker
+    from cvray.track.config import TrackConfig
+
+    track = track or TrackConfig()
+    cells = inputs.cells()
+    done = _done(run, cells)
+    todo = [c for c in cells if c.key not in done]
+    args = dict(model_config=inputs.model, category_ids=inputs.category_ids, postprocess=inputs.predict.postprocess,
+                geometry=inputs.predict.geometry, mot_root=inputs.gt_uri, track_config=track, seed=inputs.seed,
+                batch_size=section.batch_size, torch_threads=section.torch_threads, max_frames=section.max_frames,
+                preset=section.compression_preset)
+    t0 = time.perf_counter()
+    if ray:
+        from cvray.robustness.distributed import run_cells_on_ray
+
+        _, failed = run_cells_on_ray(run, todo, workers=section.workers, cpus=section.cpus_per_worker,
+                                     gpus=section.gpus_per_worker, max_retries=section.max_retries,
+                                     worker_args=args, on_progress=on_progress, worker_cls=TrackingCellWorker)
+    else:
+        failed = _run_local(run, todo, args, on_progress, worker_cls=TrackingCellWorker)
+    wall = time.perf_counter() - t0
+    keys = {c.key for c in cells}
+    rows = [r for r in run.read_table("tracking_robustness").to_pylist()
+            if (r["model"], r["detector"], r["condition"], int(r["severity"])) in keys]
+    summary: dict[str, Any] = {
+        "model": inputs.model_name, "mode": "tracking", "sequences": len(inputs.sequences),
+        "corruptions": len(inputs.corruptions), "severities": inputs.severities, "compression": inputs.tiers,
+        "detectors": inputs.detectors, "cells": len(cells), "cells_run": len(todo) - len(failed),
+        "cells_skipped_done": len(done), "cells_failed": len(failed), "seed": inputs.seed,
+        "cells_wall_s": round(wall, 2), "tracking": tracking_summary(rows),
+    }
+    try:
+        from cvray.robustness.plots import write_tracking_plots
+
+        summary["plots"] = write_tracking_plots(run, rows)
+    except Exception as exc:  # a plot never costs the suite's results
+        log.warning("tracking robustness plots not written: %s", exc)
+    run.summary.update(summary)
+    return summary
+
+
+def _run_local(run, cells: list, args: dict, on_progress, worker_cls=None) -> list[dict]:
     """The same cells in this process (tests, and ``--no-ray``)."""
     from cvray.robustness.cells import CellWorker
 
-    w = CellWorker(run, **args)
+    w = (worker_cls or CellWorker)(run, **args)
     for k, cell in enumerate(cells, 1):
         w.run_cell(cell)
         if on_progress is not None:

@@ -24,7 +24,7 @@ from cvray.track.io import write_mot
 from cvray.track.records import Detections, FrameTracks, tracks_to_arrow, tracks_to_mot
 from cvray.track.sequence import build_tracker
 
-__all__ = ["iter_video_frames", "track_video"]
+__all__ = ["detect_frames", "iter_video_frames", "track_video", "video_fps"]
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,15 @@ def iter_video_frames(path: str):
         cap.release()
 
 
-def _video_fps(path: str) -> float:
+def video_fps(path: str) -> float:
     cap = cv2.VideoCapture(path)
     fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
     return float(fps) if fps and np.isfinite(fps) and fps > 0 else 30.0
 
 
-def _detect(predictor, frames: list[tuple[int, np.ndarray]], geometry) -> list[Any]:
+def detect_frames(predictor, frames: list[tuple[int, np.ndarray]], geometry) -> list[Any]:
+    """``predictor``'s records (or None for a NaN/inf output) for ``(frame index, RGB image)`` pairs."""
     from cvray.predict.engine import preprocess_row
 
     rows = [preprocess_row({"image": img, "image_id": i, "file_name": "", "uri": "", "frame_index": i,
@@ -87,7 +88,7 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
     name = name or os.path.splitext(os.path.basename(video.rstrip("/")))[0]
     with tempfile.TemporaryDirectory() as tmp:
         local = storage.local_copy(video, tmp)
-        fps = _video_fps(local)
+        fps = video_fps(local)
         total = _frame_count(local)  # from the container; None when it does not say
         tracker = build_tracker(cfg, fps)
         results: list[FrameTracks] = []
@@ -99,7 +100,7 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
 
         def flush() -> None:
             nonlocal writer, nan_frames
-            for (i, img), rec in zip(batch, _detect(predictor, batch, geometry)):
+            for (i, img), rec in zip(batch, detect_frames(predictor, batch, geometry)):
                 if rec is None:  # NaN/inf model output: track on with an empty frame
                     nan_frames += 1
                     dets, masks = Detections.empty(), None
