@@ -202,3 +202,42 @@ def test_jobs_stop_ends_the_job_and_its_run_is_interrupted(head, tmp_path, s3_bu
     assert m["status"] == "interrupted" and m["job"]["id"] == job, m
     assert main(["jobs", "list", "--json", "--address", head["dashboard"]]) == 0
     assert job in [r["job"] for r in json.loads(capsys.readouterr().out)["jobs"]]
+
+
+def test_an_overnight_tune_stopped_through_the_jobs_api_resumes_to_the_end(head, tmp_path, capsys):
+    """docs/cluster.md's overnight search on a real head: ``cvray submit tune``; ``cvray jobs stop``
+    mid-search (SIGINT through the job's stop signal: Tune's graceful stop writes its snapshot and
+    the run ends interrupted); ``cvray submit tune --resume RUN`` finishes every trial, none twice."""
+    from tests.tune_helpers import SANE_LR, easy_dataset, tune_config
+
+    data = easy_dataset(tmp_path / "easy")
+    cfg = tune_config(tmp_path / "tune.yaml", data, max_iter=20, tune={
+        "scheduler": "fifo", "num_samples": 2, "max_concurrent_trials": 2,
+        "space": {"optim.lr": {"type": "choice", "values": [SANE_LR, SANE_LR / 2]}}})
+    root = tmp_path / "runs"
+    assert _submit(head, "tune", "--config", str(cfg), "--root", str(root), "--json") == 0
+    job = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["job"]
+    deadline = time.time() + 300
+    while not list(root.glob("*/ray/tune/*/result.json")) or not any(
+            p.read_text().strip() for p in root.glob("*/ray/tune/*/result.json")):
+        assert time.time() < deadline, head["client"].get_job_logs(job)[-3000:]
+        time.sleep(1)
+    assert main(["jobs", "stop", job, "--wait", "--json", "--address", head["dashboard"]]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "STOPPED"
+    (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["status"] == "interrupted" and m["job"]["id"] == job, m
+    assert f"--resume {run_dir.name}" in m["summary"]["resume"]
+
+    rc = _submit(head, "tune", "--resume", run_dir.name, "--root", str(root), "--json",
+                 extra=["--wait", "--timeout", "400"])
+    done = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0 and done["status"] == "SUCCEEDED", head["client"].get_job_logs(done["job"])[-3000:]
+    from cvray.io import storage
+
+    trials = storage.read_table_dir(str(run_dir / "tables" / "trials")).to_pylist()
+    assert len(trials) == 2 and all(t["status"] == "completed" for t in trials), trials
+    curves = storage.read_table_dir(str(run_dir / "tables" / "trial_curves")).to_pylist()
+    for t in trials:
+        assert [r["iteration"] for r in curves if r["trial_id"] == t["trial_id"]] == [10, 20]
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "succeeded"
