@@ -221,9 +221,10 @@ def prepare_calibrate(section: CalibrateConfig, predict: Any, *, model: str, dat
         raise InputError(str(exc)) from None
     trained_on = run_categories(model)
     if model_cfg.num_classes != len(cats) or (trained_on is not None and trained_on != cats):
-        raise InputError(f"--model {model}: it predicts {model_cfg.num_classes} classes"
-                         f"{f' (category ids {trained_on})' if trained_on else ''} but {data} has "
-                         f"{len(cats)} (category ids {cats}); calibrate a model on the classes it was trained for")
+        what = (f"was trained on {len(trained_on)} classes (category ids {trained_on})" if trained_on is not None
+                else f"predicts {model_cfg.num_classes} classes")
+        raise InputError(f"--model {model}: it {what} but {data} has {len(cats)} (category ids {cats}); "
+                         "calibrate a model on the data of the classes it predicts")
     if model_cfg.task == "semantic":
         raise InputError(f"{model}: calibration is for detection scores; semantic models have none")
     names_by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in fit_gt["categories"]}

@@ -30,6 +30,10 @@ class PredictConfig(CvrayModel):
     torch_threads: int | None = Field(
         None, ge=1, description="intra-op threads per model replica (default: Ray's OMP_NUM_THREADS = its CPUs)")
     video_stride: int = Field(1, ge=1, description="keep every n-th video frame")
+    calibrator: str | None = Field(
+        None, description="a calibrator.json or a cvray calibrate run folder/URI: the scores written are "
+        "calibrated (after the post-processing policy, which still decides on the raw scores; boxes, labels "
+        "and order unchanged; the run's summary says so)")
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     geometry: GeometryConfig = Field(default_factory=GeometryConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -57,6 +57,7 @@ class _RayPredictor(Predictor):
 
 def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
                 model_factory: Callable, category_ids: list[int] | None = None,
+                calibrator: dict | None = None,
                 on_progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Run the pipeline over ``units`` and write the run's predictions/issues tables.
 
@@ -92,7 +93,8 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
         _RayPredictor,
         fn_constructor_args=(model_factory,),
         fn_constructor_kwargs={"postprocess_cfg": cfg.postprocess, "category_ids": category_ids,
-                               "device": "cuda" if gpus > 0 else "cpu", "num_threads": cfg.torch_threads},
+                               "device": "cuda" if gpus > 0 else "cpu", "num_threads": cfg.torch_threads,
+                               "calibrator": calibrator},
         # an elastic pool (1..num_actors): after a node is lost the job goes on with fewer replicas
         # instead of waiting for resources that are gone
         # all replicas start at once (initial_size), not one by one as the queue grows

@@ -67,18 +67,25 @@ class Predictor:
         category_ids: dataset category id of model label k at position k-1 (None: label = id).
         device: "cuda" / "cpu" (default: cuda when available).
         num_threads: torch intra-op threads (default: leave as the process has it).
+        calibrator: a ``calibrator.json`` record (:func:`cvray.calibrate.policy.read_calibrator`):
+            the scores of the kept detections are mapped through it after the policy.
     """
 
     def __init__(self, model_factory: Callable[[], torch.nn.Module], *,
                  postprocess_cfg: PostprocessConfig = PostprocessConfig(),
                  category_ids: list[int] | None = None, device: str | None = None,
-                 num_threads: int | None = None):
+                 num_threads: int | None = None, calibrator: dict | None = None):
         if num_threads:
             torch.set_num_threads(num_threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model_factory().eval().to(self.device)
         self.post = postprocess_cfg
         self.category_ids = list(category_ids) if category_ids is not None else None
+        self.calibration = None
+        if calibrator is not None:
+            from cvray.calibrate.policy import ScoreCalibration
+
+            self.calibration = ScoreCalibration(calibrator)
 
     def forward(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Forward pass only (also timed alone by the benchmark)."""
@@ -113,7 +120,10 @@ class Predictor:
                          lb.boxes_to_original(boxes), scores, self._label_to_category(out["labels"]), masks,
                          file_name=str(meta["file_name"]), frame_index=fi if fi >= 0 else None,
                          timestamp_s=ts if np.isfinite(ts) else None)
-        return postprocess(det, self.post)
+        det = postprocess(det, self.post)
+        if self.calibration is not None:  # the policy chose the boxes on raw scores; only scores change
+            det.scores = self.calibration.calibrate(det.scores, det.labels)
+        return det
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["image_id"])

@@ -31,6 +31,7 @@ class PredictInputs:
     category_ids: list[int] | None     # model label k -> category_ids[k-1]
     categories_source: str | None
     units: list[dict] = field(default_factory=list, repr=False)  # units of work (cvray.predict.sources)
+    calibrator: dict | None = field(default=None, repr=False)  # predict.calibrator's calibrator.json
 
 
 def resolve_categories(categories: str | None, input_uri: str | None, model: str) -> tuple[list[int] | None, str | None]:
@@ -63,7 +64,24 @@ def prepare_predict(section: PredictConfig, *, input: str, model: str, images_ro
         raise InputError(f"{input}: no such file or folder")
     units = list_units(input, images_root=images_root, video_stride=section.video_stride)
     return PredictInputs(input=input, model=model_cfg, model_source=source, category_ids=category_ids,
-                         categories_source=cats_source, units=units)
+                         categories_source=cats_source, units=units,
+                         calibrator=_calibrator(section.calibrator, category_ids, model))
+
+
+def _calibrator(spec: str | None, category_ids: list[int] | None, model: str) -> dict | None:
+    """``predict.calibrator``'s record; its classes must be the model's (else its scores mean nothing)."""
+    if not spec:
+        return None
+    from cvray.calibrate.policy import read_calibrator
+
+    try:
+        rec = read_calibrator(spec)
+    except ValueError as exc:
+        raise InputError(f"predict.calibrator: {exc}") from None
+    if category_ids is not None and rec.get("category_ids") and list(rec["category_ids"]) != list(category_ids):
+        raise InputError(f"predict.calibrator {spec}: fitted for category ids {rec['category_ids']}, the model "
+                         f"{model} predicts {category_ids}")
+    return rec
 
 
 def predict_fingerprint(inputs: PredictInputs) -> dict[str, Any]:
@@ -93,6 +111,11 @@ def run_predict(run: Any, section: PredictConfig, inputs: PredictInputs, *, ray:
             on_progress(done, total, img_s=round(ips, 2))
     summary = predict_ray([dict(u) for u in inputs.units], run, cfg=section,
                           model_factory=ModelFactory(inputs.model), category_ids=inputs.category_ids,
-                          on_progress=cb)
+                          calibrator=inputs.calibrator, on_progress=cb)
+    if inputs.calibrator is not None:  # which scores the predictions hold (raw ones are not kept)
+        from cvray.calibrate.policy import ScoreCalibration
+
+        summary["scores"] = ScoreCalibration(inputs.calibrator).describe()
+        run.update(scores=summary["scores"])
     run.summary.update(summary)
     return summary
