@@ -7,6 +7,11 @@ Pure cores (numpy / scipy / matplotlib, never Ray):
 * ``cvray.calibrate.calibrators`` — temperature / Platt / isotonic (optionally per class), JSON round trip;
 * ``cvray.calibrate.diagrams``    — reliability diagrams as PNG.
 
+The stage around them: ``config.py`` (the ``calibrate:`` section), ``workflow.py``
+(``prepare_calibrate`` / ``run_calibrate``, one slice without Ray: ``SliceWorker``, the table
+schemas), ``distributed.py`` (the Ray model actors), ``policy.py`` (``calibrator.json``, applied by
+``cvray predict``); docs/calibrate.md.
+
 Import from the submodules; this package ``__init__`` stays import-free so the CLI can load the
 config without pulling in scipy or matplotlib.
 """
