@@ -85,12 +85,11 @@ def test_sigint_then_resume_runs_only_the_missing_cells(model, tmp_path):
     run_uri, data = model
     root = tmp_path / "runs"
     argv = ["robustness", "--model", run_uri, "--data", data, "--corruptions",
-            "gaussian_noise,shot_noise,impulse_noise,contrast,pixelate,jpeg_compression",
-            "--severities", "1,3", "robustness.workers=1", "robustness.max_images=12", "--root", str(root)]
+            "gaussian_noise,contrast,jpeg_compression", "--severities", "1,3", "robustness.workers=1", "robustness.max_images=12", "--root", str(root)]
     proc = subprocess.Popen([*CLI, *argv], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         t0 = time.time()
-        while time.time() - t0 < 300 and len(list(root.glob("*/tables/robustness/*.parquet"))) < 3:
+        while time.time() - t0 < 300 and len(list(root.glob("*/tables/robustness/*.parquet"))) < 2:
             assert proc.poll() is None, proc.stderr.read()[-3000:]
             time.sleep(0.3)
         proc.send_signal(signal.SIGINT)
@@ -102,16 +101,16 @@ def test_sigint_then_resume_runs_only_the_missing_cells(model, tmp_path):
     (run_dir,) = list(root.iterdir())
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
     parts = {p.name: p.stat().st_mtime_ns for p in (run_dir / "tables" / "robustness").glob("*.parquet")}
-    assert 3 <= len(parts) < 13
+    assert 2 <= len(parts) < 7
     p = subprocess.run([*CLI, "robustness", "--resume", run_dir.name, "--root", str(root), "--json"],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout)
-    assert out["cells_skipped_done"] == len(parts) and out["cells_run"] == 13 - len(parts)
+    assert out["cells_skipped_done"] == len(parts) and out["cells_run"] == 7 - len(parts)
     after = {p.name: p.stat().st_mtime_ns for p in (run_dir / "tables" / "robustness").glob("*.parquet")}
-    assert len(after) == 13 and all(after[k] == v for k, v in parts.items())  # finished cells untouched
+    assert len(after) == 7 and all(after[k] == v for k, v in parts.items())  # finished cells untouched
     rows = _table(str(run_dir), "robustness")
-    assert len({(r["corruption"], r["severity"]) for r in rows}) == len(rows) == 13
+    assert len({(r["corruption"], r["severity"]) for r in rows}) == len(rows) == 7
 
 
 def test_node_removed_mid_suite_loses_and_duplicates_no_cell(model, tmp_path):

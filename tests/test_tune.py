@@ -165,7 +165,7 @@ def test_interrupts_then_resume_run_every_trial_once(dataset, tmp_path):
     their last checkpoint, and every trial ends terminated exactly once. Optuna TPE proposes the
     trials (its state is resumed too)."""
     cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=20, tune={
-        "scheduler": "fifo", "search": "optuna", "num_samples": 4, "max_concurrent_trials": 2,
+        "scheduler": "fifo", "search": "optuna", "num_samples": 3, "max_concurrent_trials": 2,
         "optuna": {"n_startup_trials": 2},
         "space": {"optim.lr": {"type": "loguniform", "low": 5e-4, "high": 4e-3}}})
     root = tmp_path / "runs"
@@ -181,11 +181,11 @@ def test_interrupts_then_resume_run_every_trial_once(dataset, tmp_path):
                 out[p.parent.name] = json.loads((p.parent / "_started.json").read_text())["started_at"]
         return out
 
-    def session(argv: list[str], until: int, sig: int) -> tuple[int, str]:
+    def session(argv: list[str], until, sig: int) -> tuple[int, str]:
         proc = subprocess.Popen([*CLI, *argv, "--root", str(root)], cwd=REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            _wait_for(lambda: reports() >= until, 400, f"{until} reports", proc)
+            _wait_for(until, 400, getattr(until, "__doc__", None) or "the signal's moment", proc)
             proc.send_signal(sig)
             _, err = proc.communicate(timeout=180)
         finally:
@@ -193,7 +193,7 @@ def test_interrupts_then_resume_run_every_trial_once(dataset, tmp_path):
                 proc.kill()
         return proc.returncode, err
 
-    rc, err = session(["tune", "--config", str(cfg)], until=1, sig=signal.SIGINT)
+    rc, err = session(["tune", "--config", str(cfg)], until=lambda: reports() >= 1, sig=signal.SIGINT)
     assert rc == 130 and "Traceback" not in err, err[-3000:]
     (run_dir,) = [p for p in root.iterdir() if p.is_dir()]
     m = json.loads((run_dir / "manifest.json").read_text())
@@ -201,20 +201,21 @@ def test_interrupts_then_resume_run_every_trial_once(dataset, tmp_path):
     first = {t["trial_id"]: t for t in _table(str(run_dir), "trials")}
     assert any(t["status"] in ("interrupted", "pending") for t in first.values()), first
 
-    rc, err = session(["tune", "--resume", run_dir.name], until=5, sig=signal.SIGTERM)
+    rc, err = session(["tune", "--resume", run_dir.name], until=lambda: bool(finished()), sig=signal.SIGTERM)
     assert rc == 143 and "Traceback" not in err, err[-3000:]
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
     done_before_kill = finished()
-    assert done_before_kill, "a trial should have finished by the fifth report"
+    assert done_before_kill, "a trial had finished before the SIGTERM"
+    n = reports()
 
-    rc, _ = session(["tune", "--resume", run_dir.name], until=6, sig=signal.SIGKILL)
+    rc, _ = session(["tune", "--resume", run_dir.name], until=lambda: reports() > n, sig=signal.SIGKILL)
     assert rc == -9
 
     p = _cvray("tune", "--resume", run_dir.name, "--root", str(root), "--json")
     assert p.returncode == 0, p.stderr[-3000:]
     trials = _table(str(run_dir), "trials")
     ids = [t["trial_id"] for t in trials]
-    assert len(ids) == 4 and len(set(ids)) == 4
+    assert len(ids) == 3 and len(set(ids)) == 3
     assert all(t["tune_status"] == "TERMINATED" and t["status"] == "completed" for t in trials), trials
     now = finished()
     for tid, started in done_before_kill.items():  # finished before the kill: not trained again
@@ -313,8 +314,9 @@ def test_s3_storage_and_a_budget_that_survives_resume(dataset, tmp_path, s3_buck
     """Experiment state, trials and the best config on S3 (moto); tune.time_budget_s stops the
     search, and a resumed search has no budget left: it trains no further."""
     root = s3_bucket + "/runs"
+    # 25 s: room for a first evaluation (iteration 10) even on a loaded machine, so there is a best
     cfg = tune_config(tmp_path / "tune.yaml", dataset, max_iter=400, storage_root=root, tune={
-        "scheduler": "asha", "num_samples": 4, "max_concurrent_trials": 2, "time_budget_s": 15,
+        "scheduler": "asha", "num_samples": 4, "max_concurrent_trials": 2, "time_budget_s": 25,
         "space": {"optim.lr": {"type": "loguniform", "low": 5e-4, "high": 4e-3}}})
     env = {"AWS_ENDPOINT_URL": s3_server}
     p = _cvray("tune", "--config", str(cfg), "--json", env=env)
@@ -330,7 +332,7 @@ def test_s3_storage_and_a_budget_that_survives_resume(dataset, tmp_path, s3_buck
     p = _cvray("tune", "--resume", out["run"], "--root", root, "--json", env=env)
     assert p.returncode == 0, p.stderr[-3000:]
     again = json.loads(p.stdout)
-    assert again["budget_exhausted"] is True and again["elapsed_s"] >= 15
+    assert again["budget_exhausted"] is True and again["elapsed_s"] >= 25
     assert {t["trial_id"]: t["iterations"] for t in _table(out["run_uri"], "trials")} == trained
 
 
