@@ -54,7 +54,11 @@ def calibrated(model, tmp_path_factory):
 
 
 def test_calibration_fits_on_val_and_scores_every_slice(model, calibrated):
+    from cvray.report.html import build_report
+
     _check_calibration(model, calibrated)
+    page = build_report(calibrated["run_uri"])
+    assert "Calibration (fitted on val, evaluated on test" in page and page.count("data:image/png") >= 4
 
 
 def _check_calibration(model, out):

@@ -340,7 +340,8 @@ def _diagrams(run, s: Slice, method: str, report: dict, class_names: dict[int, s
         r = report[metric]
         if not r.n:
             continue
-        out[f"{s.name}/{method}_{metric}"] = str(reliability_diagram(r, _local(folder, f"{method}_{metric}.png"), title))
+        path = _local(folder, f"{method}_{metric}.png")
+        out[f"{s.name}/{method}_{metric}"] = str(reliability_diagram(r, path, title))
         if r.per_class:
             out[f"{s.name}/{method}_{metric}_per_class"] = str(per_class_reliability_diagram(
                 r, _local(folder, f"{method}_{metric}_per_class.png"), title, class_names))

@@ -199,7 +199,7 @@ _COMMAND_SECTION = {"data synth": "dataset", "data ingest": "dataset", "data car
                     "data split": "dataset", "data convert": "dataset", "validate": "dataset",
                     "train": "training", "eval": "evaluation", "predict": "predictions",
                     "track": "tracking", "track eval": "tracking", "tune": "tune",
-                    "robustness": "robustness"}
+                    "robustness": "robustness", "calibrate": "calibration"}
 _STAGE_SECTION = {"data": "dataset", "ingest": "dataset", "card": "dataset", "validate": "dataset",
                   "train": "training", "eval": "evaluation", "predict": "predictions",
                   "detect_track": "tracking", "track": "tracking"}
@@ -585,6 +585,32 @@ def _robustness_section(run_uri: str, parts: list[str], m: dict) -> None:
     parts.append(_html_table(sorted(rows, key=lambda r: (r["family"] != "clean", r["corruption"], r["severity"])), cols))
 
 
+def _calibration_section(run_uri: str, parts: list[str], m: dict) -> None:
+    """``cvray calibrate``: every eval slice's errors before / after, the clean slice's diagrams."""
+    rows = [r for r in (_read(run_uri, "calibration") or []) if r["role"] == "eval" and r["category_id"] is None]
+    if not rows:
+        return
+    s = m.get("summary") or {}
+    parts.append(f"<h2>Calibration (fitted on {html.escape(str(s.get('fit_split')))}, evaluated on "
+                 f"{html.escape(str(s.get('eval_split')))}; IoU {s.get('iou_thr')}, score &ge; {s.get('score_thr')})</h2>")
+    if s.get("split_note"):
+        parts.append(f"<p class=warn>{html.escape(str(s['split_note']))}</p>")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    table: dict[tuple, dict] = {}
+    for r in rows:
+        key = (r["corruption"] != "clean", r["corruption"], r["severity"], r["metric"])
+        table.setdefault(key, {"slice": f"{r['corruption']}/{r['severity']}", "metric": r["metric"],
+                               "n": r["n"]})[r["method"]] = r["value"]
+    parts.append(_html_table([table[k] for k in sorted(table)], ["slice", "metric", "n", *methods]))
+    folder = storage.join(run_uri, "artifacts", "calibration")
+    saved = (s.get("saved") or {}).get("method")
+    for uri in storage.list_files(folder, suffix=".png"):
+        name = uri.rsplit("/", 1)[-1]
+        if "__clean__" in uri and name in ("uncalibrated_ece.png", f"{saved}_ece.png", "uncalibrated_laece.png",
+                                           f"{saved}_laece.png"):
+            parts.append(_img(storage.read_bytes(uri), name, width=360))
+
+
 def _git(m: dict) -> str:
     g = m.get("git") or {}
     sha = str(g.get("sha") or g.get("commit") or "")
@@ -631,6 +657,7 @@ def build_report(run_uri: str) -> str:
     _tracking_section(run_uri, parts, by_section.get("tracking", []))
     _tune_section(run_uri, parts, m)
     _robustness_section(run_uri, parts, m)
+    _calibration_section(run_uri, parts, m)
     issues = _read(run_uri, "issues")
     if issues:
         parts.append(f"<h2 class=warn>Issues ({len(issues)})</h2>"
