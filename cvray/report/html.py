@@ -587,12 +587,14 @@ def _robustness_section(run_uri: str, parts: list[str], m: dict) -> None:
 
 def _calibration_section(run_uri: str, parts: list[str], m: dict) -> None:
     """``cvray calibrate``: every eval slice's errors before / after, the clean slice's diagrams."""
-    rows = [r for r in (_read(run_uri, "calibration") or []) if r["role"] == "eval" and r["category_id"] is None]
+    rows = [r for r in (_read(run_uri, "calibration") or [])
+            if r["role"] == "eval" and r["category_id"] is None]
     if not rows:
         return
     s = m.get("summary") or {}
     parts.append(f"<h2>Calibration (fitted on {html.escape(str(s.get('fit_split')))}, evaluated on "
-                 f"{html.escape(str(s.get('eval_split')))}; IoU {s.get('iou_thr')}, score &ge; {s.get('score_thr')})</h2>")
+                 f"{html.escape(str(s.get('eval_split')))}; IoU {s.get('iou_thr')}, "
+                 f"score &ge; {s.get('score_thr')})</h2>")
     if s.get("split_note"):
         parts.append(f"<p class=warn>{html.escape(str(s['split_note']))}</p>")
     methods = list(dict.fromkeys(r["method"] for r in rows))
