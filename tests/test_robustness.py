@@ -158,6 +158,10 @@ def test_tracking_under_corruption_and_compression(model, tmp_path):
     assert s["HOTA"]["P"] == gt_clean["HOTA"] and s["HOTA"]["mPC"] == gt_noise["HOTA"]
     assert [c["condition"] for c in s["compression"]] == ["h264_crf0", "h264_crf40"]
     assert any(k.startswith("tracking_severity_HOTA") for k in out["plots"]) and "tracking_bitrate_HOTA" in out["plots"]
+    from cvray.report.html import build_report
+
+    page = build_report(out["run_uri"])
+    assert "Tracking robustness (8 cells" in page and page.count("data:image/png") >= 5
     p = subprocess.run([*CLI, "robustness", "--resume", out["run"], "--root", root, "--json"],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]

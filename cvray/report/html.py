@@ -563,11 +563,34 @@ def _tune_section(run_uri: str, parts: list[str], m: dict) -> None:
     parts.append(_html_table(trials, cols))
 
 
+def _tracking_robustness_section(run_uri: str, parts: list[str], m: dict) -> None:
+    """A MOT suite: per detector HOTA / IDF1 P / mPC / rPC, the plots, one row per cell."""
+    rows = _read(run_uri, "tracking_robustness")
+    if not rows:
+        return
+    s = m.get("summary") or {}
+    parts.append(f"<h2>Tracking robustness ({len(rows)} cells, model {html.escape(str(s.get('model')))}, "
+                 f"{s.get('sequences')} sequences)</h2>")
+    head = []
+    for det, d in sorted((s.get("tracking") or {}).items()):
+        for metric in ("HOTA", "IDF1"):
+            v = d.get(metric) or {}
+            head.append({"detector": det, "metric": metric, "P": v.get("P"), "mPC": v.get("mPC"), "rPC": v.get("rPC"),
+                         "complete grid": v.get("complete")})
+    if head:
+        parts.append(_html_table(head))
+    for uri in storage.list_files(storage.join(run_uri, "artifacts", "robustness"), suffix=".png"):
+        parts.append(_img(storage.read_bytes(uri), uri.rsplit("/", 1)[-1]))
+    cols = ["detector", "condition", "family", "severity", "HOTA", "IDF1", "IDSW", "bitrate_kbps", "psnr_db", "wall_s"]
+    parts.append(_html_table(sorted(rows, key=lambda r: (r["detector"], r["kind"] != "clean", r["condition"],
+                                                         r["severity"])), cols))
+
+
 def _robustness_section(run_uri: str, parts: list[str], m: dict) -> None:
     """A suite (``cvray robustness``): P / mPC / rPC, the plots, one row per cell."""
     rows = _read(run_uri, "robustness")
     if not rows:
-        return
+        return _tracking_robustness_section(run_uri, parts, m)
     s = m.get("summary") or {}
     parts.append(f"<h2>Robustness ({len(rows)} cells, model {html.escape(str(s.get('model')))})</h2>")
     head = []
