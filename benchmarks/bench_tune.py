@@ -20,33 +20,23 @@ import datetime as dt
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from doc_section import write_section  # noqa: E402
+from doc_section import cvray, write_section  # noqa: E402
 sys.path.insert(0, str(REPO))
 from tests.tune_helpers import easy_dataset, tune_config  # noqa: E402
 
 SECTION = "## Hyperparameter search (cvray tune)"
 TARGETS = {"overhead": 1.15, "asha": 0.5}
-CLI = [sys.executable, "-m", "cvray.cli.main"]
 SPACE = {"optim.lr": {"type": "loguniform", "low": 2e-5, "high": 4e-3},
          "augment.hflip_prob": {"type": "uniform", "low": 0.0, "high": 0.5}}
 
-
-def cvray(*args) -> tuple[dict, float]:
-    t0 = time.time()
-    p = subprocess.run([*CLI, *args, "--json"], capture_output=True, text=True, cwd=REPO)
-    if p.returncode:
-        raise SystemExit(f"cvray {' '.join(args)} failed:\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout), time.time() - t0
 
 
 def trials(run_uri: str) -> list[dict]:

@@ -51,11 +51,13 @@ def run_cell(cell: Cell, *, units: list[dict], predictor: Predictor, geometry: G
     ids = {d.image_id for d in dets}
     gt_cell = {**gt, "images": [im for im in gt["images"] if im["id"] in ids]}
     gt_cell["annotations"] = [a for a in gt["annotations"] if a["image_id"] in ids]
-    stats = _stats(gt_cell, [{k: v for k, v in r.items() if k != "segmentation"} for r in results], "bbox") \
-        if gt_cell["images"] else {}
-    if masks and gt_cell["images"]:
-        stats.update(_stats(gt_cell, [r for r in results if "segmentation" in r], "segm")
-                     if any("segmentation" in r for r in results) or not results else {})
+    stats: dict[str, float | None] = {}
+    if gt_cell["images"]:
+        stats.update(_stats(gt_cell, [{k: v for k, v in r.items() if k != "segmentation"} for r in results], "bbox"))
+        # mask AP when the model has masks; a cell with no detection at all has mask AP 0 as well
+        with_masks = [r for r in results if "segmentation" in r]
+        if masks and (with_masks or not results):
+            stats.update(_stats(gt_cell, with_masks, "segm"))
     fam = "clean" if cell.corruption == CLEAN else family(cell.corruption)
     return CellResult(model=cell.model, corruption=cell.corruption, family=fam, severity=cell.severity,
                       seed=seed, images=len(ids), failed_images=len(units) - len(ids),

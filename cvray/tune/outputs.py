@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from cvray.runs.tables import declare
 
-__all__ = ["CURVE_COLUMNS", "TRIALS_SCHEMA", "TRIAL_CURVES_SCHEMA", "asha_milestones", "best_config",
-           "best_trial", "classify", "trial_curves_table", "trials_rows", "trials_table"]
+__all__ = ["CURVE_COLUMNS", "TRIALS_SCHEMA", "TRIAL_CURVES_SCHEMA", "as_number", "asha_milestones", "best_config",
+           "best_trial", "classify", "dedupe_rows", "trial_curves_table", "trials_rows", "trials_table"]
 
 TRIALS_SCHEMA = declare("trials", [
     pa.field("trial_id", pa.string()),
@@ -60,7 +60,7 @@ _TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timesta
               "checkpoint_dir_name", "should_checkpoint", "trial_id", "eval_time", "config"}
 
 
-def _num(v: Any) -> float | None:
+def as_number(v: Any) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v else None
 
 
@@ -70,7 +70,7 @@ def asha_milestones(grace: int, reduction_factor: float, max_t: int) -> list[int
     return [int(grace * reduction_factor ** k) for k in range(n)]
 
 
-def _dedupe(rows: list[dict]) -> list[dict]:
+def dedupe_rows(rows: list[dict]) -> list[dict]:
     """One row per iteration (the last: a trial resumed from an older checkpoint re-reports)."""
     by_it: dict[int, dict] = {}
     for r in rows:
@@ -83,7 +83,7 @@ def _dedupe(rows: list[dict]) -> list[dict]:
 def classify(trial: dict, *, max_iter: int, scheduler: str, milestones: list[int],
              interrupted: bool, budget_exhausted: bool) -> tuple[str, str, int | None]:
     """(status, stop reason, stop rung) of one collected trial (see the module doc)."""
-    rows = _dedupe(trial["rows"])
+    rows = dedupe_rows(trial["rows"])
     last = int(rows[-1]["iteration"]) if rows else 0
     tune_status = trial.get("status") or ""
     if trial.get("error") or tune_status == "ERROR":
@@ -111,8 +111,8 @@ def trials_rows(trials: Iterable[dict], *, metric: str, mode: str, max_iter: int
     """Rows of the ``trials`` table (plus ``params``: the sampled values, for the param columns)."""
     out = []
     for t in trials:
-        rows = _dedupe(t["rows"])
-        vals = [v for v in (_num(r.get(metric)) for r in rows) if v is not None]
+        rows = dedupe_rows(t["rows"])
+        vals = [v for v in (as_number(r.get(metric)) for r in rows) if v is not None]
         status, reason, rung = classify(t, max_iter=max_iter, scheduler=scheduler, milestones=milestones,
                                         interrupted=interrupted, budget_exhausted=budget_exhausted)
         donors = sorted({str(r.get("restored_from")) for r in rows
@@ -123,7 +123,7 @@ def trials_rows(trials: Iterable[dict], *, metric: str, mode: str, max_iter: int
             "stop_reason": reason, "stop_rung": rung,
             "iterations": int(rows[-1]["iteration"]) if rows else 0,
             "evaluations": len(rows),
-            "wall_s": _num(rows[-1].get("time_total_s")) if rows else None,
+            "wall_s": as_number(rows[-1].get("time_total_s")) if rows else None,
             "metric": metric,
             "best_metric": (max(vals) if mode == "max" else min(vals)) if vals else None,
             "last_metric": vals[-1] if vals else None,
@@ -139,22 +139,22 @@ def trials_rows(trials: Iterable[dict], *, metric: str, mode: str, max_iter: int
 
 def trials_table(rows: list[dict]) -> pa.Table:
     """The ``trials`` table; one ``param:<key>`` float64 column per numeric searched key."""
-    keys = sorted({k for r in rows for k, v in r["params"].items() if _num(v) is not None})
+    keys = sorted({k for r in rows for k, v in r["params"].items() if as_number(v) is not None})
     fields = list(TRIALS_SCHEMA) + [pa.field(f"param:{k}", pa.float64()) for k in keys]
     schema = pa.schema(fields, metadata=TRIALS_SCHEMA.metadata)
     cols = {f.name: [r.get(f.name) for r in rows] for f in TRIALS_SCHEMA}
     for k in keys:
-        cols[f"param:{k}"] = [_num(r["params"].get(k)) for r in rows]
+        cols[f"param:{k}"] = [as_number(r["params"].get(k)) for r in rows]
     return pa.table(cols, schema=schema)
 
 
 def trial_curves_table(trials: Iterable[dict]) -> pa.Table:
     """The ``trial_curves`` table: one row per (trial, iteration) reported."""
-    rows = [(t["trial_id"], r) for t in trials for r in _dedupe(t["rows"])]
+    rows = [(t["trial_id"], r) for t in trials for r in dedupe_rows(t["rows"])]
     fixed = {f.name for f in CURVE_COLUMNS}
     metric_keys = sorted({k for _, r in rows for k, v in r.items()
                           if k not in fixed and k not in _TUNE_KEYS and not k.startswith("config/")
-                          and _num(v) is not None})
+                          and as_number(v) is not None})
     fields = CURVE_COLUMNS + [pa.field(k, pa.float64()) for k in metric_keys]
     schema = pa.schema(fields, metadata=TRIAL_CURVES_SCHEMA.metadata)
 
@@ -163,8 +163,8 @@ def trial_curves_table(trials: Iterable[dict]) -> pa.Table:
         if pa.types.is_string(f.type):
             return None if v is None or (isinstance(v, float) and v != v) else str(v)
         if pa.types.is_int64(f.type):
-            return int(v) if _num(v) is not None else None
-        return _num(v)
+            return int(v) if as_number(v) is not None else None
+        return as_number(v)
 
     cols = {f.name: [tid if f.name == "trial_id" else get(r, f) for tid, r in rows] for f in fields}
     return pa.table(cols, schema=schema)

@@ -16,11 +16,11 @@ _COLORS = {"completed": "tab:green", "early_stopped": "tab:orange", "time_budget
 
 
 def _series(trial: dict, key: str) -> tuple[list[float], list[float]]:
-    from cvray.tune.outputs import _dedupe, _num
+    from cvray.tune.outputs import dedupe_rows, as_number
 
     xs, ys = [], []
-    for r in _dedupe(trial["rows"]):
-        v = _num(r.get(key))
+    for r in dedupe_rows(trial["rows"]):
+        v = as_number(r.get(key))
         if v is not None:
             xs.append(float(r["iteration"]))
             ys.append(v)
@@ -81,10 +81,10 @@ def params_png(rows: list[dict], metric: str, space: dict[str, ParamSpec]) -> by
 
 
 def best_so_far_png(trials: list[dict], metric: str, mode: str) -> bytes | None:
-    from cvray.tune.outputs import _num
+    from cvray.tune.outputs import as_number
 
-    pts = sorted((float(r["timestamp"]), _num(r.get(metric))) for t in trials for r in t["rows"]
-                 if _num(r.get("timestamp")) is not None and _num(r.get(metric)) is not None)
+    pts = sorted((float(r["timestamp"]), as_number(r.get(metric))) for t in trials for r in t["rows"]
+                 if as_number(r.get("timestamp")) is not None and as_number(r.get(metric)) is not None)
     if not pts:
         return None
     t0 = pts[0][0]
