@@ -238,8 +238,14 @@ def test_refusals_exit_2_one_line_no_run(model, tmp_path, capsys):
         (["--data", data, "--robustness", "x", "--corruptions", "fog"], "takes the suite's corruptions"),
         (["--data", data, "--corruptions", "not_a_corruption"], "not_a_corruption"),
     ]
+    ckpt = str(Path(run_uri, "checkpoints", "best.pt"))  # a bare checkpoint of 2 classes, 3 in the data
+    cases.append((["--data", str(three), "--model", ckpt, *(f"predict.model.{k}={json.dumps(v)}" for k, v in
+                   json.loads(Path(run_uri, "manifest.json").read_text())["config"]["train"]["model"].items()
+                   if k not in ("num_classes", "weights") and v is not None and not isinstance(v, dict))],
+                  "does not load"))
     for extra, message in cases:
-        assert main(["calibrate", "--model", run_uri, *extra, "--no-ray", "--root", root]) == 2, extra
+        model = [] if "--model" in extra else ["--model", run_uri]
+        assert main(["calibrate", *model, *extra, "--no-ray", "--root", root]) == 2, extra
         err = capsys.readouterr().err.strip()
         # one line; a config value error is cvray's two-line form (the header, then the key)
         assert message in err and "Traceback" not in err and len(err.splitlines()) <= 2, (extra, err)

@@ -227,6 +227,14 @@ def prepare_calibrate(section: CalibrateConfig, predict: Any, *, model: str, dat
                          "calibrate a model on the data of the classes it predicts")
     if model_cfg.task == "semantic":
         raise InputError(f"{model}: calibration is for detection scores; semantic models have none")
+    if model.endswith((".pt", ".pth")):  # a bare checkpoint: its class count shows only when it is loaded
+        from cvray.models import WeightsError, build_model
+
+        try:
+            build_model(model_cfg)
+        except WeightsError as exc:
+            raise InputError(f"--model {model}: does not load as {model_cfg.arch} with {len(cats)} classes "
+                             f"(the categories of {data}): {str(exc).splitlines()[0][:300]}") from None
     names_by_id = {int(c["id"]): str(c.get("name", c["id"])) for c in fit_gt["categories"]}
     return CalibrateInputs(model=model_cfg, model_name=_model_name(model), model_source=source, category_ids=cats,
                            class_names=names_by_id, fit=SplitInputs(fit_label, fit_ann, fit_units),
