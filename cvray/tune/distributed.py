@@ -118,8 +118,7 @@ def _trainable(config: dict[str, Any], spec: TrialSpec) -> None:
             tune.report(metrics)
             return
         with tempfile.TemporaryDirectory() as d:
-            with open(os.path.join(d, CKPT_FILE), "wb") as f:
-                f.write(storage.read_bytes(ckpt_uri))
+            _link_or_copy(ckpt_uri, os.path.join(d, CKPT_FILE))
             with open(os.path.join(d, META_FILE), "w") as f:
                 json.dump({"trial_id": trial_id, "iteration": metrics["iteration"],
                            "weights_sha": metrics.get("weights_sha", "")}, f)
@@ -128,6 +127,19 @@ def _trainable(config: dict[str, Any], spec: TrialSpec) -> None:
     with _trial_run(spec, trial_id, section) as run:
         run.summary.update(run_trial(section, spec.dataset, run=run, seed=spec.seed, report=report,
                                      initial_checkpoint=initial, extra=extra))
+
+
+def _link_or_copy(uri: str, path: str) -> None:
+    """The checkpoint the hooks just wrote, into the folder Tune will persist: a hard link when it
+    is a local file on the same device (no second write of the model), else a copy."""
+    if not storage.is_s3(uri):
+        try:
+            os.link(storage.resolve(uri)[1], path)
+            return
+        except OSError:  # another device, or links not allowed
+            pass
+    with open(path, "wb") as f:
+        f.write(storage.read_bytes(uri))
 
 
 def _report_finished(spec: TrialSpec, trial_id: str, section: Any) -> bool:
