@@ -35,6 +35,8 @@ COMMANDS = [
     ["track", "--det", "{tmp}/det.txt", "--out", "{tmp}/o"],
     ["track", "--video", "{tmp}/v.mp4", "--model", "fasterrcnn", "--out", "{tmp}/o"],
     ["track", "eval", "--gt", "{tmp}/gt", "--pred", "{tmp}/pred"],
+    ["robustness", "--model", "fasterrcnn", "--data", "{tmp}/ds"],
+    ["calibrate", "--model", "fasterrcnn", "--data", "{tmp}/ds"],
     ["runs", "list"],
     ["runs", "show", "x"],
     ["submit", "validate", "{tmp}/a.json", "--images", "{tmp}/i", "--address", "http://127.0.0.1:1"],

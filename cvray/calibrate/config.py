@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from cvray.config import CvrayModel
+from cvray.robustness.config import check_severities, parse_severities
 
 __all__ = ["CalibrateConfig", "METHODS"]
 
@@ -74,24 +75,12 @@ class CalibrateConfig(CvrayModel):
     @field_validator("severities", mode="before")
     @classmethod
     def _range(cls, v):
-        """``"1-5"``, ``"1,3,5"``, ``3`` or a list."""
-        if isinstance(v, int):
-            return [v]
-        if isinstance(v, str):
-            out = []
-            for part in v.split(","):
-                lo, _, hi = part.strip().partition("-")
-                out.extend(range(int(lo), int(hi or lo) + 1))
-            return out
-        return v
+        return parse_severities(v)
 
     @field_validator("severities")
     @classmethod
     def _check(cls, v):
-        bad = [s for s in v if not 1 <= s <= 5]
-        if bad or not v:
-            raise ValueError(f"severities are 1..5 (got {v})")
-        return sorted(set(v))
+        return check_severities(v)
 
     @model_validator(mode="after")
     def _saved(self):

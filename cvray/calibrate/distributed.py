@@ -6,7 +6,7 @@ fraction of one, when the cluster has GPUs) and returns a slice's matched detect
 (scores, TP flags, IoUs, boxes: a few arrays per detection) to the driver, which fits and scores
 the calibrators; nothing is written by the workers. An actor that dies is restarted by Ray and
 its slice retried (``max_task_retries``); a slice that still fails becomes a
-``robustness.cell_failed`` issue row (a slice is a corruption x severity cell of the split).
+``calibrate.slice_failed`` issue row (a slice is a corruption x severity cell of the split).
 """
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def run_slices_on_ray(slices: list[Slice], *, workers: int | None, cpus: float, 
             except Exception as exc:  # the slice raised, or its actor died max_retries times
                 msg = f"{s.label}: {type(exc).__name__}: {exc}".splitlines()[0][:2000]
                 log.error("calibration slice failed: %s", msg)
-                failed.append(issue("calibrate", "robustness.cell_failed", msg).__dict__)
+                failed.append(issue("calibrate", "calibrate.slice_failed", msg).__dict__)
             if on_progress is not None:
                 on_progress(len(results) + len(failed), len(slices), slice=s.label)
             fill()

@@ -10,7 +10,28 @@ from pydantic import Field, field_validator
 
 from cvray.config import CvrayModel
 
-__all__ = ["RobustnessConfig"]
+__all__ = ["RobustnessConfig", "check_severities", "parse_severities"]
+
+
+def parse_severities(v):
+    """``"1-5"``, ``"1,3,5"``, ``3`` or a list (the severities flag of robustness and calibrate)."""
+    if isinstance(v, int):
+        return [v]
+    if isinstance(v, str):
+        out = []
+        for part in v.split(","):
+            lo, _, hi = part.strip().partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+        return out
+    return v
+
+
+def check_severities(v: list[int]) -> list[int]:
+    """Sorted, unique, each in 1..5."""
+    bad = [s for s in v if not 1 <= s <= 5]
+    if bad or not v:
+        raise ValueError(f"severities are 1..5 (got {v})")
+    return sorted(set(v))
 
 
 class RobustnessConfig(CvrayModel):
@@ -57,21 +78,9 @@ class RobustnessConfig(CvrayModel):
     @field_validator("severities", mode="before")
     @classmethod
     def _range(cls, v):
-        """``"1-5"``, ``"1,3,5"``, ``3`` or a list."""
-        if isinstance(v, int):
-            return [v]
-        if isinstance(v, str):
-            out = []
-            for part in v.split(","):
-                lo, _, hi = part.strip().partition("-")
-                out.extend(range(int(lo), int(hi or lo) + 1))
-            return out
-        return v
+        return parse_severities(v)
 
     @field_validator("severities")
     @classmethod
     def _check(cls, v):
-        bad = [s for s in v if not 1 <= s <= 5]
-        if bad or not v:
-            raise ValueError(f"severities are 1..5 (got {v})")
-        return sorted(set(v))
+        return check_severities(v)

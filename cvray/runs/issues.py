@@ -125,6 +125,8 @@ _R = [
     # robustness
     ("robustness.corruption_failed", "error", "a corruption raised on an image (the image is left out of that cell)"),
     ("robustness.cell_failed", "error", "a corruption x severity cell could not be evaluated (its error is the message)"),
+    ("calibrate.slice_failed", "error", "a calibration slice (a split, clean or under one corruption x severity) "
+     "could not be predicted and matched (its error is the message)"),
 ]
 
 RULES: dict[str, Rule] = {name: Rule(name, sev, desc) for name, sev, desc in _R}
