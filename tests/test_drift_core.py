@@ -196,12 +196,15 @@ def test_prediction_proxies_by_hand_and_combine():
 
 # ----------------------------------------------------------------------------- synthetic streams
 
-def _predictions(rng, n, a=8.0, b=2.0):
+def _predictions(rng, n, a=8.0, b=2.0, lam=3.0, mix=(.6, .3, .1)):
+    """Detections of a clean stream: Poisson(3) per frame (5 % empty), Beta(8, 2) scores (mean .8),
+    class mix car/person/bike .6/.3/.1, abstain below score .5 (2 % of detections)."""
     out = []
     for _ in range(n):
-        k = int(rng.poisson(3.0))
-        out.append({"scores": rng.beta(a, b, size=k), "labels": rng.choice(["car", "person", "bike"], k,
-                                                                          p=[.6, .3, .1])})
+        k = int(rng.poisson(lam))
+        scores = rng.beta(a, b, size=k)
+        out.append({"scores": scores, "labels": rng.choice(["car", "person", "bike"], k, p=list(mix)),
+                    "decisions": np.where(scores < 0.5, "abstain", "accept").tolist()})
     return out
 
 
@@ -234,6 +237,10 @@ def stream():
         "compression": _frames(cur_imgs, None, 1, 15, quality=40),
         "confidence_drop": _frames(cur_imgs, None, 1, 16, conf=(5.0, 3.0)),
     }
+    clean = windows["clean"]
+    for name, seed, kw in (("class_mix", 17, {"mix": (.3, .3, .4)}), ("empty_frames", 18, {"lam": 0.7})):
+        preds = _predictions(np.random.default_rng(seed), N, **kw)
+        windows[name] = [(f, h, p) for (f, h, _), p in zip(clean, preds)]
     windows["blur_and_confidence_drop"] = [(f, h, p) for (f, h, _), (_, _, p)
                                            in zip(windows["blur"], windows["confidence_drop"])]
     return {"reference": reference, "windows": windows, "ref_frames": clean_ref}
@@ -258,7 +265,8 @@ def test_clean_stream_fires_nothing_and_no_feature_passes_psi_0_2(stream):
     assert fired == [set()]
     rows = mon.compute()["drift"]
     assert {r["feature"] for r in rows} >= {"mean_luma", "laplacian_var", "noise_sigma", "jpeg_quality",
-                                            "frame_confidence", "class_mix", "luma_hist", "empty_frames"}
+                                            "frame_confidence", "class_mix", "luma_hist", "empty_frames",
+                                            "abstention"}
     assert max(r["psi"] for r in rows) <= 0.2, [(r["feature"], r["psi"]) for r in rows]
     assert not any(r["shifted"] for r in rows)
 
@@ -269,14 +277,22 @@ def test_clean_stream_fires_nothing_and_no_feature_passes_psi_0_2(stream):
     ("noise", "noise_sigma", "up", "noise"),
     ("compression", "jpeg_quality", "down", "compression"),
     ("confidence_drop", "frame_confidence", "down", "confidence_drop"),
+    ("confidence_drop", "abstention", "up", "abstention"),
+    ("class_mix", "class_mix", None, "class_mix"),
+    ("empty_frames", "empty_frames", "up", "empty_frames"),
 ])
 def test_each_shift_moves_its_feature_and_fires_its_rule(stream, window, feature, direction, rule):
     mon, fired = _run(stream, window)
     row = next(r for r in mon.compute()["drift"] if r["feature"] == feature)
-    assert row["shifted"] and row["ks_shifted"] and row["psi_level"] == "significant"
-    assert (row["current_stat"] < row["reference_stat"]) == (direction == "down")
+    assert row["shifted"] and row["psi_level"] == "significant"
+    if row["kind"] == "continuous":
+        assert row["ks_shifted"]
+    if direction is not None:
+        assert (row["current_stat"] < row["reference_stat"]) == (direction == "down")
     assert rule in fired[0]
     assert "confidence_drop_with_blur" not in fired[0]
+    if window == "compression":  # explained by the JPEG quality drop: no blur alert beside it
+        assert "blur" not in fired[0]
 
 
 def test_combined_rule_needs_both_signals_and_is_rate_limited(stream):
@@ -345,3 +361,29 @@ def test_shift_matrix_is_plain_data_naming_known_rules_and_features():
         assert row["features"] or row["metrics"]
     assert {row["shift_type"] for row in SHIFT_MATRIX} == set(SHIFT_TYPES)
     json.dumps(SHIFT_MATRIX)
+
+
+def _track_window(gap_every):
+    """60 frames, 5 tracks each alive 10 frames; a track misses every ``gap_every``-th frame."""
+    frames = []
+    for i in range(60):
+        ids = [tid for tid in range(i // 10 * 5, i // 10 * 5 + 5) if not (gap_every and i % gap_every == tid % 3)]
+        frames.append({"scores": [0.9] * len(ids), "labels": ["car"] * len(ids), "track_ids": ids})
+    return frames
+
+
+def test_track_fragmentation_is_compared_per_track():
+    mon = DriftMonitor(MonitorConfig(window_frames=60, min_samples=20))
+    feats = {"mean_luma": 100.0}
+    for k, preds in enumerate((_track_window(0), _track_window(0), _track_window(4))):
+        for i, p in enumerate(preds):
+            mon.update("cam1", 60.0 * k + i, feats, predictions=p)
+    rows = {(r["window_index"], r["feature"]): r for r in mon.compute()["drift"]}
+    assert rows[(1, "track_gaps")]["psi"] == pytest.approx(0.0) and not rows[(1, "track_gaps")]["shifted"]
+    assert rows[(2, "track_gaps")]["shifted"] and rows[(2, "track_gaps")]["current_stat"] >= 1
+    assert rows[(1, "track_lifetime")]["reference_stat"] == 10
+    assert set(rows[(2, "track_gaps")]) == {
+        "source", "window_index", "window_start_s", "window_end_s", "frames", "feature", "kind", "stat",
+        "reference_stat", "current_stat", "psi", "psi_level", "ks_statistic", "ks_pvalue", "psi_noise_floor",
+        "shifted", "ks_shifted", "note"}
+    assert rows[(1, "mean_luma")]["note"] is None and rows[(1, "mean_luma")]["psi"] == pytest.approx(0.0)

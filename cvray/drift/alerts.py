@@ -101,7 +101,8 @@ def evaluate_rule(rule: Rule, rows_by_feature: Mapping[str, Mapping[str, Any]]) 
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule("blur", all_of=(Signal("laplacian_var", "down"),),
+    # a JPEG quality drop also lowers sharpness; "compression" explains that case, so no blur alert
+    Rule("blur", all_of=(Signal("laplacian_var", "down"),), none_of=(Signal("jpeg_quality", "down"),),
          message="sharpness (Laplacian variance) fell: defocus, motion blur, fog or a dirty lens"),
     Rule("low_light", all_of=(Signal("mean_luma", "down"),),
          message="mean luma fell: night, under-exposure or a failing light"),
@@ -115,6 +116,8 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("confidence_drop", all_of=(Signal("frame_confidence", "down"),),
          none_of=(Signal("laplacian_var", "down"), Signal("mean_luma", "down"), Signal("noise_sigma", "up")),
          message="model confidence fell with no image-quality cause: possible concept or label shift"),
+    Rule("abstention", all_of=(Signal("abstention", "up"),),
+         message="more detections abstained: the model is unsure of more of what it sees"),
     Rule("class_mix", all_of=(Signal("class_mix", "any"),),
          message="the predicted class mix moved: label shift (or a new scene)"),
     Rule("empty_frames", all_of=(Signal("empty_frames", "up"),),

@@ -50,10 +50,10 @@ SHIFT_MATRIX: tuple[dict[str, object], ...] = (
      "rules": ("class_mix", "empty_frames"), "corruptions": ()},
     {"condition": "label definition change (new taxonomy, new annotation guide)", "shift_type": "concept",
      "features": (), "metrics": ("frame_confidence", "abstention"),
-     "rules": ("confidence_drop",), "corruptions": (),
+     "rules": ("confidence_drop", "abstention"), "corruptions": (),
      "note": "invisible to image features; proxies only hint at it -- needs a labelled audit sample"},
     {"condition": "new object appearance (new vehicle models, uniforms)", "shift_type": "concept",
      "features": ("colourfulness",), "metrics": ("frame_confidence", "abstention", "class_mix"),
-     "rules": ("confidence_drop",), "corruptions": (),
+     "rules": ("confidence_drop", "abstention"), "corruptions": (),
      "note": "confidence falls with no image-quality cause; confirm with a labelled audit sample"},
 )

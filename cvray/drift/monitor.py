@@ -14,7 +14,8 @@ Steps on every closed window of a source:
    this source is suppressed (counted in ``suppressed``), else it becomes an alert row.
 
 Windows close by frame count (``window_frames``) or by time (``window_s``: a frame at or past
-``start + window_s`` opens a new window), whichever comes first; :meth:`DriftMonitor.flush`
+``start + window_s``, start being the window's first frame, opens a new window), whichever
+comes first; :meth:`DriftMonitor.flush`
 closes the open windows at the end of a stream. Rows are plain dicts whose keys are the columns of
 the ``drift`` / ``drift_alerts`` tables.
 """
@@ -136,7 +137,7 @@ class DriftMonitor:
         acc = self._open.get(src)
         fired: list[dict[str, Any]] = []
         ws = self.config.window_s
-        if acc is not None and acc.frames and ws is not None and timestamp_s >= min(acc.timestamps) + ws:
+        if acc is not None and acc.frames and ws is not None and timestamp_s >= acc.timestamps[0] + ws:
             fired += self._close(src)
             acc = None
         if acc is None:
