@@ -350,6 +350,10 @@ def test_time_windows_and_frame_drops(stream):
     assert [r["window_index"] for r in rows] == [1, 2, 3, 4, 5]
     assert [r["shifted"] for r in rows] == [False, False, False, True, True]
     assert rows[-1]["current_stat"] == pytest.approx(99 / 199) and rows[0]["reference_stat"] == 0
+    windows = mon.compute()["windows"]
+    assert [w["is_reference"] for w in windows] == [True] + [False] * 5
+    assert [w["frame_drops"] for w in windows] == [0, 0, 0, 0, 99, 99]
+    assert windows[-1]["max_gap_s"] == pytest.approx(0.2) and windows[0]["mean_confidence"] > 0.7
     assert fired.count("frame_drops") == 1  # the second drop window is within the cooldown
     assert compare(mon.reference("cam0"), mon.reference("cam0"), mon.config)[0]["psi"] == pytest.approx(0.0)
 

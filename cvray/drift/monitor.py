@@ -123,6 +123,7 @@ class DriftMonitor:
         self._last_alert: dict[tuple[str, str], tuple[int, float]] = {}
         self.drift_rows: list[dict[str, Any]] = []
         self.alert_rows: list[dict[str, Any]] = []
+        self.window_rows: list[dict[str, Any]] = []
         self.suppressed: dict[str, int] = {}
 
     def reference(self, source: str) -> dict[str, Any] | None:
@@ -155,8 +156,10 @@ class DriftMonitor:
         return fired
 
     def compute(self) -> dict[str, list[dict[str, Any]]]:
-        """All rows so far: ``{"drift": [...], "alerts": [...]}``."""
-        return {"drift": list(self.drift_rows), "alerts": list(self.alert_rows)}
+        """All rows so far: ``{"drift": [...], "alerts": [...], "windows": [...]}``; a window row holds
+        the window's scalars (mean confidence, empty / abstention / fragmentation rate, frame drops,
+        max gap) for the report's time series, the reference window included."""
+        return {"drift": list(self.drift_rows), "alerts": list(self.alert_rows), "windows": list(self.window_rows)}
 
     def _close(self, src: str) -> list[dict[str, Any]]:
         acc = self._open.pop(src, None)
@@ -165,7 +168,11 @@ class DriftMonitor:
         summary = acc.compute()
         index = self._index.get(src, 0)
         self._index[src] = index + 1
-        if src not in self._reference:  # 2. the first window is the reference
+        is_reference = src not in self._reference
+        self.window_rows.append({"source": src, "window_index": index, "window_start_s": summary["start_s"],
+                                 "window_end_s": summary["end_s"], "frames": summary["frames"],
+                                 "is_reference": is_reference, **summary["scalars"]})
+        if is_reference:  # 2. the first window is the reference
             self._reference[src] = summary
             return []
         rows = compare(self._reference[src], summary, self.config)
