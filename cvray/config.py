@@ -72,6 +72,7 @@ _SECTIONS: dict[str, str] = {
     "tune": "cvray.tune.config:TuneConfig",
     "robustness": "cvray.robustness.config:RobustnessConfig",
     "calibrate": "cvray.calibrate.config:CalibrateConfig",
+    "latency": "cvray.latency.config:LatencyConfig",
 }
 
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "cvray.cli.tune",
     "cvray.cli.robustness",
     "cvray.cli.calibrate",
+    "cvray.cli.latency",
     "cvray.cli.eval",
     "cvray.cli.predict",
     "cvray.cli.report",

@@ -51,6 +51,7 @@ RUN_TABLES: dict[str, str] = {
     "trial_curves": "cvray.tune.outputs:TRIAL_CURVES_SCHEMA",
     "robustness": "cvray.robustness.records:ROBUSTNESS_SCHEMA",
     "tracking_robustness": "cvray.robustness.records:TRACKING_ROBUSTNESS_SCHEMA",
+    "latency": "cvray.latency.records:LATENCY_SCHEMA",
     "calibration": "cvray.calibrate.workflow:CALIBRATION_SCHEMA",
     "calibration_bins": "cvray.calibrate.workflow:CALIBRATION_BINS_SCHEMA",
 }
