@@ -47,18 +47,13 @@ def prepare_latency(section: LatencyConfig, predict: Any, *, model: str, input: 
                     categories: str | None = None) -> LatencyInputs:
     """Resolve ``--model`` as ``cvray predict`` does and the input's images (and annotations)."""
     from cvray.data.coco import load_coco
-    from cvray.predict.model_spec import ModelSpecError, require_num_classes, resolve_model
     from cvray.predict.sources import list_units
-    from cvray.predict.workflow import resolve_categories
+    from cvray.predict.workflow import resolve_model_and_categories
 
     if not storage.exists(input):
         raise InputError(f"{input}: no such file or folder")
-    try:
-        category_ids, _ = resolve_categories(categories, input, model)
-        model_cfg, source = resolve_model(model, predict.model, len(category_ids) if category_ids else None)
-        require_num_classes(model_cfg, model)
-    except ModelSpecError as exc:
-        raise InputError(str(exc)) from None
+    model_cfg, source, category_ids = resolve_model_and_categories(model, predict.model, categories=categories,
+                                                                   input_uri=input)
     units = list_units(input)
     if not units:
         raise InputError(f"{input}: no images or videos to time")

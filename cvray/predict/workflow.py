@@ -20,7 +20,8 @@ from cvray.predict.config import PredictConfig
 from cvray.predict.model_spec import require_num_classes, resolve_model, run_categories
 from cvray.runs.errors import InputError
 
-__all__ = ["PredictInputs", "predict_fingerprint", "prepare_predict", "resolve_categories", "run_predict"]
+__all__ = ["PredictInputs", "predict_fingerprint", "prepare_predict", "resolve_categories",
+           "resolve_model_and_categories", "run_predict"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,21 @@ def resolve_categories(categories: str | None, input_uri: str | None, model: str
             raise InputError(f"{uri}: cannot read its categories ({exc})") from exc
     ids = run_categories(model)
     return ids, (f"{model} (training dataset)" if ids else None)
+
+
+def resolve_model_and_categories(model: str, model_section: Any, *, categories: str | None = None,
+                                 input_uri: str | None = None) -> tuple[Any, str, list[int] | None]:
+    """(ModelConfig, source, category ids) for ``--model``, as ``cvray predict`` resolves them; a
+    model whose class count cannot be known, or a bad spec, is an InputError naming it."""
+    from cvray.predict.model_spec import ModelSpecError
+
+    try:
+        category_ids, _ = resolve_categories(categories, input_uri, model)
+        model_cfg, source = resolve_model(model, model_section, len(category_ids) if category_ids else None)
+        require_num_classes(model_cfg, model)
+    except ModelSpecError as exc:
+        raise InputError(str(exc)) from None
+    return model_cfg, source, category_ids
 
 
 def prepare_predict(section: PredictConfig, *, input: str, model: str, images_root: str | None = None,

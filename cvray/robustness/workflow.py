@@ -136,8 +136,7 @@ def _is_mot(data: str, split: str) -> bool:
 
 def _prepare_tracking(section: RobustnessConfig, predict: Any, *, model: str, data: str, seed: int,
                       corruptions: list[str]) -> RobustnessInputs:
-    from cvray.predict.model_spec import ModelSpecError, require_num_classes, resolve_model
-    from cvray.predict.workflow import resolve_categories
+    from cvray.predict.workflow import resolve_model_and_categories
     from cvray.robustness.compression import baseline_tier, parse_tiers
     from cvray.track.io import find_sequences
 
@@ -146,12 +145,7 @@ def _prepare_tracking(section: RobustnessConfig, predict: Any, *, model: str, da
     for codec in dict.fromkeys(t.codec for t in tiers):  # CRF 0 first: 4:2:0 alone, not the codec
         if baseline_tier(codec) not in tiers:
             tiers.insert(0, baseline_tier(codec))
-    try:
-        cats, _ = resolve_categories(None, None, model)
-        model_cfg, source = resolve_model(model, predict.model, len(cats) if cats else None)
-        require_num_classes(model_cfg, model)
-    except ModelSpecError as exc:
-        raise InputError(str(exc)) from None
+    model_cfg, source, cats = resolve_model_and_categories(model, predict.model)
     cats = cats or list(range(1, int(model_cfg.num_classes) + 1))
     return RobustnessInputs(model=model_cfg, model_name=_model_name(model), model_source=source, gt_uri=data,
                             category_ids=cats, corruptions=corruptions, severities=list(section.severities),
