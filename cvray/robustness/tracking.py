@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -129,7 +129,6 @@ def load_sequences(mot_root: str, *, max_frames: int | None = None) -> list[Sequ
 @dataclass
 class TrackingCellResult:
     row: dict[str, Any]
-    per_sequence: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _condition(cell: TrackCell, seqs: list[SequenceData], seed: int, preset: str
@@ -155,7 +154,7 @@ def _condition(cell: TrackCell, seqs: list[SequenceData], seed: int, preset: str
 
 def run_tracking_cell(cell: TrackCell, *, seqs: list[SequenceData], predictor, geometry, track_config,
                       seed: int, batch_size: int = 4, preset: str = "medium") -> TrackingCellResult:
-    """The cell's row: metrics over all sequences combined (TrackEval's way) and per sequence."""
+    """The cell's row: metrics over all sequences combined (TrackEval's way)."""
     from cvray.robustness.corruptions import family
     from cvray.track.metrics.evaluate import combine, evaluate_sequence, summarize
     from cvray.track.records import Detections, tracks_to_mot
@@ -164,7 +163,7 @@ def run_tracking_cell(cell: TrackCell, *, seqs: list[SequenceData], predictor, g
 
     t0 = time.perf_counter()
     kind, frames_per_seq, extra = _condition(cell, seqs, seed, preset)
-    partials, per_seq, n_dets, n_frames = [], [], 0, 0
+    partials, n_dets, n_frames = [], 0, 0
     for s, frames in zip(seqs, frames_per_seq):
         tracker = build_tracker(track_config, s.fps)
         tracked = []
@@ -181,8 +180,6 @@ def run_tracking_cell(cell: TrackCell, *, seqs: list[SequenceData], predictor, g
         part = evaluate_sequence(s.gt, tracks_to_mot(tracked), num_frames=len(frames))
         partials.append(part)
         n_frames += len(frames)
-        m = summarize(part)
-        per_seq.append({"sequence": s.name, **{k: m[k] for k in ("HOTA", "IDF1", "IDSW")}})
     m = summarize(combine(partials))
     fam = "clean" if kind == "clean" else ("compression" if kind == "compression" else family(cell.corruption))
     row = {"model": cell.model, "detector": cell.detector, "condition": cell.corruption, "kind": kind,
@@ -191,7 +188,7 @@ def run_tracking_cell(cell: TrackCell, *, seqs: list[SequenceData], predictor, g
            **{k: float(m[k]) for k in ("HOTA", "DetA", "AssA", "IDF1", "MOTA")}, "IDSW": int(m["IDSW"]),
            "bitrate_kbps": extra.get("bitrate_kbps"), "psnr_db": extra.get("psnr_db"),
            "wall_s": time.perf_counter() - t0}
-    return TrackingCellResult(row, per_seq)
+    return TrackingCellResult(row)
 
 
 class TrackingCellWorker:
