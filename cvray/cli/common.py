@@ -13,7 +13,7 @@ import math
 import sys
 from typing import Any, Mapping
 
-__all__ = ["CliError", "add_common_args", "console", "emit", "load_cli_config", "one_positional"]
+__all__ = ["CliError", "add_common_args", "add_drift_args", "console", "drift_overrides", "emit", "load_cli_config", "one_positional"]
 
 
 class CliError(Exception):
@@ -29,6 +29,28 @@ def add_common_args(p: argparse.ArgumentParser, config: bool = True) -> None:
         p.add_argument("--config", default=None, help="YAML experiment config (configs/*.yaml)")
         p.add_argument("overrides", nargs="*", default=[],
                        help="dotted key=value overrides, e.g. train.optim.lr=0.01 seed=3")
+
+
+def add_drift_args(p: argparse.ArgumentParser, section: str) -> None:
+    """``--drift`` / ``--drift-reference RUN`` / ``--drift-window N`` (``<section>.drift.*``)."""
+    g = p.add_argument_group("drift monitoring")
+    g.add_argument("--drift", action="store_true",
+                   help=f"quality features, prediction proxies, PSI/KS windows and alerts ({section}.drift.enabled)")
+    g.add_argument("--drift-reference", metavar="RUN", default=None,
+                   help="compare each source with this run's reference windows (implies --drift)")
+    g.add_argument("--drift-window", metavar="FRAMES", type=int, default=None,
+                   help=f"frames per drift window ({section}.drift.window_frames, default 500)")
+
+
+def drift_overrides(args: argparse.Namespace, section: str) -> list[str]:
+    out = []
+    if args.drift:
+        out.append(f"{section}.drift.enabled=true")
+    if args.drift_reference:
+        out.append(f"{section}.drift.reference={args.drift_reference}")
+    if args.drift_window is not None:
+        out.append(f"{section}.drift.window_frames={args.drift_window}")
+    return out
 
 
 def one_positional(args: argparse.Namespace, dest: str) -> str:

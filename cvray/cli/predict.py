@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 
-from cvray.cli.common import CliError, add_common_args, emit, load_cli_config
+from cvray.cli.common import CliError, add_common_args, add_drift_args, drift_overrides, emit, load_cli_config
 
 __all__ = ["register", "run_predict"]
 
@@ -33,6 +33,7 @@ def register(sub) -> None:
                    help="COCO JSON whose sorted category ids map model labels 1..K (default: the input's)")
     p.add_argument("--batch-size", type=int, default=None, help="images per model call (predict.batch_size)")
     p.add_argument("--actors", type=int, default=None, help="model replicas (predict.num_actors)")
+    add_drift_args(p, "predict")
     add_common_args(p)
     p.set_defaults(func=run_predict)
 
@@ -47,6 +48,7 @@ def run_predict(args: argparse.Namespace) -> int:
         extra.append(f"predict.batch_size={args.batch_size}")
     if args.actors is not None:
         extra.append(f"predict.num_actors={args.actors}")
+    extra += drift_overrides(args, "predict")
     if args.out:
         raise CliError(f"predict --out {args.out}: predictions are written into the predict run; "
                        f"give the runs root with --root {args.out}")

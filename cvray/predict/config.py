@@ -4,6 +4,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from cvray.config import CvrayModel
+from cvray.drift.config import DriftConfig
 from cvray.models.config import ModelConfig
 from cvray.predict.options import GeometryConfig, PostprocessConfig
 
@@ -34,6 +35,10 @@ class PredictConfig(CvrayModel):
         None, description="a calibrator.json or a cvray calibrate run folder/URI: the scores written are "
         "calibrated (after the post-processing policy, which still decides on the raw scores; boxes, labels "
         "and order unchanged; the run's summary says so)")
+    policy: str | None = Field(
+        None, description="a decision policy (policy.json or the cvray calibrate run that wrote one): every "
+        "detection is tagged act / observe / abstain by its class's thresholds (the `decision` column)")
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     geometry: GeometryConfig = Field(default_factory=GeometryConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

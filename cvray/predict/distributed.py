@@ -52,15 +52,23 @@ class _RayPredictor(Predictor):
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = super().__call__(batch)
         out["seq"] = np.asarray(batch["seq"])
+        for k in _DRIFT_COLUMNS:  # the read stage's drift features pass through to the driver
+            if k in batch:
+                out[k] = np.asarray(batch[k])
         return out
+
+
+_DRIFT_COLUMNS = ("drift_features", "drift_luma")
 
 
 def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
                 model_factory: Callable, category_ids: list[int] | None = None,
-                calibrator: dict | None = None,
+                calibrator: dict | None = None, policy: dict | None = None, drift=None,
                 on_progress: Callable[[int, int, float], None] | None = None) -> dict[str, Any]:
     """Run the pipeline over ``units`` and write the run's predictions/issues tables.
 
+    ``drift``: a :class:`cvray.drift.stream.DriftStream` that receives every predicted frame
+    (features from the read tasks + its detections); the caller computes and writes its tables.
     Returns the summary (images, predictions rows, issue rows, detections, images/s, policy).
     """
     import ray
@@ -87,14 +95,15 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
     # actors even when they reserve every CPU (else it would wait for the model to finish, or
     # stall), bounded by decode_concurrency; its workers never import torch
     concurrency = cfg.decode_concurrency or max(1, int(resources.get("CPU", 1)))
-    ds = ds.flat_map(read_preprocess, fn_kwargs={"geometry": cfg.geometry}, num_cpus=cfg.decode_cpus,
+    ds = ds.flat_map(read_preprocess, fn_kwargs={"geometry": cfg.geometry, "drift": drift is not None},
+                     num_cpus=cfg.decode_cpus,
                      compute=ray.data.TaskPoolStrategy(size=concurrency))
     ds = ds.map_batches(
         _RayPredictor,
         fn_constructor_args=(model_factory,),
         fn_constructor_kwargs={"postprocess_cfg": cfg.postprocess, "category_ids": category_ids,
                                "device": "cuda" if gpus > 0 else "cpu", "num_threads": cfg.torch_threads,
-                               "calibrator": calibrator},
+                               "calibrator": calibrator, "policy": policy},
         # an elastic pool (1..num_actors): after a node is lost the job goes on with fewer replicas
         # instead of waiting for resources that are gone
         # all replicas start at once (initial_size), not one by one as the queue grows
@@ -122,14 +131,14 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
                 k = s // cfg.chunk_size
                 pending.setdefault(k, []).append(row)
                 if len(pending[k]) == chunk_need[k]:
-                    p, i, d = _write_chunk(run, k, sorted(pending.pop(k), key=lambda r: int(r["seq"])))
+                    p, i, d = _write_chunk(run, k, sorted(pending.pop(k), key=lambda r: int(r["seq"])), drift)
                     n_pred, n_issue, n_det = n_pred + p, n_issue + i, n_det + d
             if on_progress:
                 dt = time.perf_counter() - t0
                 on_progress(len(seen), total, len(seen) / dt if dt > 0 else 0.0)
     wall = time.perf_counter() - t0
     for k in sorted(pending):  # only reached if rows went missing: write what arrived
-        p, i, d = _write_chunk(run, k, sorted(pending.pop(k), key=lambda r: int(r["seq"])))
+        p, i, d = _write_chunk(run, k, sorted(pending.pop(k), key=lambda r: int(r["seq"])), drift)
         n_pred, n_issue, n_det = n_pred + p, n_issue + i, n_det + d
     if duplicates:
         log.warning("%d rows were produced twice (re-executed tasks) and kept once", duplicates)
@@ -144,10 +153,26 @@ def predict_ray(units: list[dict[str, Any]], run, *, cfg: PredictConfig,
             "schema_version": PREDICTIONS_SCHEMA_VERSION}
 
 
-def _write_chunk(run, k: int, rows: list[dict]) -> tuple[int, int, int]:
+def _write_chunk(run, k: int, rows: list[dict], drift=None) -> tuple[int, int, int]:
     dets, issues = rows_to_results(rows)
+    if drift is not None:  # ok rows and their records are in the same order
+        for r, det in zip((r for r in rows if r["status"] == "ok"), dets):
+            if "drift_features" in r:
+                _add_drift_frame(drift, r, det)
     if dets:
         run.write_table("predictions", detections_to_table(dets), part=f"part-{k:06d}")
     if issues:
         run.write_table("issues", issues_to_table(issues), part=f"predict-{k:06d}")
     return len(dets), len(issues), sum(len(d) for d in dets)
+
+
+def _add_drift_frame(drift, row: dict, det) -> None:
+    from cvray.drift.stream import source_of
+
+    video = det.frame_index is not None
+    preds = {"scores": det.scores, "labels": det.labels}
+    decisions = getattr(det, "decisions", None)
+    if decisions is not None:
+        preds["decisions"] = list(decisions)
+    drift.add(source_of(det.file_name, video=video), det.frame_index if video else int(row["seq"]),
+              det.timestamp_s if video else None, row["drift_features"], row.get("drift_luma"), preds)

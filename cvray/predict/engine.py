@@ -69,12 +69,20 @@ class Predictor:
         num_threads: torch intra-op threads (default: leave as the process has it).
         calibrator: a ``calibrator.json`` record (:func:`cvray.calibrate.policy.read_calibrator`):
             the scores of the kept detections are mapped through it after the policy.
+        policy: a ``policy.json`` record (:func:`cvray.calibrate.decision.read_policy`): every
+            kept detection gets its decision (act / observe / abstain, ``Detections.decisions``),
+            from the scores written -- after the calibrator when one is given; a policy chosen on
+            the other kind of score is refused (``ValueError``, ``check_score_kind``).
     """
 
     def __init__(self, model_factory: Callable[[], torch.nn.Module], *,
                  postprocess_cfg: PostprocessConfig = PostprocessConfig(),
                  category_ids: list[int] | None = None, device: str | None = None,
-                 num_threads: int | None = None, calibrator: dict | None = None):
+                 num_threads: int | None = None, calibrator: dict | None = None, policy: dict | None = None):
+        if policy is not None:  # its thresholds must be for the scores written (raw, or this calibrator's)
+            from cvray.calibrate.decision import check_score_kind
+
+            check_score_kind(policy, calibrator)
         if num_threads:
             torch.set_num_threads(num_threads)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -86,6 +94,12 @@ class Predictor:
             from cvray.calibrate.policy import ScoreCalibration
 
             self.calibration = ScoreCalibration(calibrator)
+        self.policy = policy  # a policy.json record (cvray.calibrate.decision); tags act/observe/abstain
+        self.decision = None
+        if policy is not None:
+            from cvray.calibrate.decision import DecisionPolicy
+
+            self.decision = DecisionPolicy(policy)
 
     def forward(self, images: list[np.ndarray]) -> list[dict[str, np.ndarray]]:
         """Forward pass only (also timed alone by the benchmark)."""
@@ -123,6 +137,8 @@ class Predictor:
         det = postprocess(det, self.post)
         if self.calibration is not None:  # the policy chose the boxes on raw scores; only scores change
             det.scores = self.calibration.calibrate(det.scores, det.labels)
+        if self.decision is not None:  # on the scores written: calibrated when a calibrator is given
+            det.decisions = self.decision.decide(det.scores, det.labels)
         return det
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -50,14 +50,20 @@ def preprocess_batch(batch: dict[str, np.ndarray], geometry: GeometryConfig) -> 
     return out
 
 
-def read_preprocess(unit: dict[str, Any], geometry: GeometryConfig) -> list[dict[str, Any]]:
+def read_preprocess(unit: dict[str, Any], geometry: GeometryConfig, drift: bool = False) -> list[dict[str, Any]]:
     """Read + decode + letterbox one input unit (an image, or a video's frame range); rows carry
-    their sequence number ``seq`` (``unit["seq_base"] + k``)."""
+    their sequence number ``seq`` (``unit["seq_base"] + k``). ``drift``: rows also carry the
+    frame's quality features (:func:`cvray.drift.stream.frame_features`, on the decoded image
+    before letterboxing), computed here in the parallel read tasks."""
     from cvray.predict.sources import read_unit
 
     rows = []
-    for k, row in enumerate(read_unit(unit)):
+    for k, row in enumerate(read_unit(unit, with_bytes=drift)):
         out = preprocess_row(row, geometry)
         out["seq"] = unit["seq_base"] + k
+        if drift:
+            from cvray.drift.stream import frame_features
+
+            out.update(frame_features(row["image"], row.get("encoded")))
         rows.append(out)
     return rows

@@ -20,6 +20,7 @@ import numpy as np
 from cvray.data.coco import DatasetError, image_records, load_coco, safe_join
 from cvray.data.decode import ImageDecodeError, decode_image
 from cvray.io import storage
+from cvray.runs.errors import InputError as _UserInputError
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "VIDEO_ID_STRIDE", "InputError", "list_units",
            "read_unit", "count_video_frames"]
@@ -30,8 +31,8 @@ VIDEO_ID_STRIDE = 1_000_000
 _EMPTY = np.zeros((0, 0, 3), np.uint8)
 
 
-class InputError(ValueError):
-    """The input URI holds nothing cvray can predict on; names the URI."""
+class InputError(_UserInputError):
+    """The input URI holds nothing cvray can predict on; names the URI (the CLI: one line, exit 2)."""
 
 
 def _base(uri: str) -> str:
@@ -118,15 +119,21 @@ def _image_row(unit: dict, image: np.ndarray, error: str, rule: str) -> dict[str
             "rule": rule, "error": error}
 
 
-def read_unit(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Decode one unit into rows (RGB uint8 images); failures become ``ok=False`` rows."""
+def read_unit(unit: dict[str, Any], *, with_bytes: bool = False) -> Iterator[dict[str, Any]]:
+    """Decode one unit into rows (RGB uint8 images); failures become ``ok=False`` rows.
+    ``with_bytes``: an image row also carries its file's bytes as ``encoded`` (drift reads the
+    JPEG quantisation tables there)."""
     if unit["kind"] == "image":
         if unit.get("error"):
             yield _image_row(unit, _EMPTY, unit["error"], "image.path_escape")
             return
         try:
-            img = decode_image(storage.read_bytes(unit["uri"]), unit["file_name"])
-            yield _image_row(unit, img, "", "")
+            data = storage.read_bytes(unit["uri"])
+            img = decode_image(data, unit["file_name"])
+            row = _image_row(unit, img, "", "")
+            if with_bytes:
+                row["encoded"] = data
+            yield row
         except ImageDecodeError as exc:
             yield _image_row(unit, _EMPTY, str(exc), exc.rule)
         except storage.StorageError as exc:

@@ -20,7 +20,7 @@ from cvray.predict.config import PredictConfig
 from cvray.predict.model_spec import require_num_classes, resolve_model, run_categories
 from cvray.runs.errors import InputError
 
-__all__ = ["PredictInputs", "predict_fingerprint", "prepare_predict", "resolve_categories",
+__all__ = ["PredictInputs", "drift_reference", "drift_stream", "predict_fingerprint", "prepare_predict", "resolve_categories",
            "resolve_model_and_categories", "run_predict"]
 
 
@@ -33,6 +33,8 @@ class PredictInputs:
     categories_source: str | None
     units: list[dict] = field(default_factory=list, repr=False)  # units of work (cvray.predict.sources)
     calibrator: dict | None = field(default=None, repr=False)  # predict.calibrator's calibrator.json
+    policy: dict | None = field(default=None, repr=False)      # predict.policy's policy.json
+    drift_reference: dict | None = field(default=None, repr=False)  # predict.drift.reference's windows
 
 
 def resolve_categories(categories: str | None, input_uri: str | None, model: str) -> tuple[list[int] | None, str | None]:
@@ -81,7 +83,25 @@ def prepare_predict(section: PredictConfig, *, input: str, model: str, images_ro
     units = list_units(input, images_root=images_root, video_stride=section.video_stride)
     return PredictInputs(input=input, model=model_cfg, model_source=source, category_ids=category_ids,
                          categories_source=cats_source, units=units,
-                         calibrator=_calibrator(section.calibrator, category_ids, model))
+                         calibrator=_calibrator(section.calibrator, category_ids, model),
+                         policy=_policy(section.policy, category_ids, model),
+                         drift_reference=drift_reference(section.drift))
+
+
+def _policy(spec: str | None, category_ids: list[int] | None, model: str) -> dict | None:
+    """``predict.policy``'s record; its classes must be the model's (else its thresholds mean nothing)."""
+    if not spec:
+        return None
+    from cvray.calibrate.decision import read_policy
+
+    try:
+        rec = read_policy(spec)
+    except ValueError as exc:
+        raise InputError(f"predict.policy: {exc}") from None
+    if category_ids is not None and rec.get("category_ids") and list(rec["category_ids"]) != list(category_ids):
+        raise InputError(f"predict.policy {spec}: chosen for category ids {rec['category_ids']}, the model "
+                         f"{model} predicts {category_ids}")
+    return rec
 
 
 def _calibrator(spec: str | None, category_ids: list[int] | None, model: str) -> dict | None:
@@ -98,6 +118,31 @@ def _calibrator(spec: str | None, category_ids: list[int] | None, model: str) ->
         raise InputError(f"predict.calibrator {spec}: fitted for category ids {rec['category_ids']}, the model "
                          f"{model} predicts {category_ids}")
     return rec
+
+
+def drift_reference(section: Any) -> dict | None:
+    """``drift.reference``'s windows per source (None when not given); a bad reference is an
+    InputError naming it (raised before any run exists)."""
+    if not section.reference:
+        return None
+    from cvray.drift.stream import read_reference
+
+    try:
+        return read_reference(section.reference)
+    except ValueError as exc:
+        raise InputError(f"--drift-reference: {exc}") from None
+
+
+def drift_stream(section: Any, units: list[dict], reference: dict | None = None):
+    """The run's :class:`~cvray.drift.stream.DriftStream` when drift is on (``--drift`` /
+    ``--drift-reference``), else None; video sources get their fps over the stride."""
+    if not section.active:
+        return None
+    from cvray.drift.stream import DriftStream
+
+    fps = {str(u["file_name"]): float(u["fps"]) / max(int(u.get("stride", 1)) or 1, 1)
+           for u in units if u.get("kind") == "video" and u.get("fps")}
+    return DriftStream(section, reference, fps)
 
 
 def predict_fingerprint(inputs: PredictInputs) -> dict[str, Any]:
@@ -125,9 +170,14 @@ def run_predict(run: Any, section: PredictConfig, inputs: PredictInputs, *, ray:
     if on_progress is not None:
         def cb(done: int, total: int, ips: float) -> None:
             on_progress(done, total, img_s=round(ips, 2))
+    stream = drift_stream(section.drift, inputs.units, inputs.drift_reference)
     summary = predict_ray([dict(u) for u in inputs.units], run, cfg=section,
                           model_factory=ModelFactory(inputs.model), category_ids=inputs.category_ids,
-                          calibrator=inputs.calibrator, on_progress=cb)
+                          calibrator=inputs.calibrator, policy=inputs.policy, drift=stream, on_progress=cb)
+    if stream is not None:
+        from cvray.drift.stream import write_drift
+
+        summary["drift"] = write_drift(run, stream, section.drift)
     if inputs.calibrator is not None:  # which scores the predictions hold (raw ones are not kept)
         from cvray.calibrate.policy import ScoreCalibration
 

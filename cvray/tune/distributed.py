@@ -114,6 +114,7 @@ def _trainable(config: dict[str, Any], spec: TrialSpec) -> None:
              "restored_sha": weights_sha(initial["model"]) if initial is not None else ""}
 
     def report(metrics: dict[str, Any], ckpt_uri: str | None) -> None:
+        metrics = {**metrics, "reported_at": time.time()}  # Tune's own timestamp is whole seconds
         if ckpt_uri is None:
             tune.report(metrics)
             return
@@ -164,7 +165,7 @@ def _report_finished(spec: TrialSpec, trial_id: str, section: Any) -> bool:
     metrics = {k: float(v) for k, v in last.items() if isinstance(v, (int, float)) and k != "iteration"}
     metrics.update(iteration=int(last["iteration"]), evaluation=int(last["iteration"]) // max(section.eval_period, 1),
                    trial_id=trial_id, restored_from=trial_id, restored_iteration=int(last["iteration"]),
-                   restored_sha="", weights_sha="", already_finished=1)
+                   restored_sha="", weights_sha="", already_finished=1, reported_at=time.time())
     log.info("trial %s had finished (iteration %d): reporting its last evaluation again", trial_id, it)
     tune.report(metrics)
     return True

@@ -57,7 +57,7 @@ TRIAL_CURVES_SCHEMA = declare("trial_curves", CURVE_COLUMNS, version=1)
 _TUNE_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
               "iterations_since_restore", "timesteps_total", "episodes_total", "timesteps_since_restore",
               "pid", "hostname", "node_ip", "date", "done", "experiment_id", "experiment_tag",
-              "checkpoint_dir_name", "should_checkpoint", "trial_id", "eval_time", "config"}
+              "checkpoint_dir_name", "should_checkpoint", "trial_id", "eval_time", "config", "reported_at"}
 
 
 def as_number(v: Any) -> float | None:
@@ -159,7 +159,8 @@ def trial_curves_table(trials: Iterable[dict]) -> pa.Table:
     schema = pa.schema(fields, metadata=TRIAL_CURVES_SCHEMA.metadata)
 
     def get(r, f):
-        v = r.get(f.name)
+        # the trainable's own sub-second clock when it sent one (Tune's timestamp is whole seconds)
+        v = r.get("reported_at", r.get("timestamp")) if f.name == "timestamp" else r.get(f.name)
         if pa.types.is_string(f.type):
             return None if v is None or (isinstance(v, float) and v != v) else str(v)
         if pa.types.is_int64(f.type):
