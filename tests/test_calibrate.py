@@ -2,7 +2,8 @@
 steps on the easy synthetic set, trained here): slices on Ray model actors, calibrators fitted on
 val only and scored on test and a corruption slice, the tables / diagrams / calibrator.json, ``cvray
 predict`` applying the saved calibrator, the no-test-split fallback, ``--robustness RUN``, and the
-refusals (exit 2, one line, no run)."""
+refusals (exit 2, one line, no run); the act / observe / abstain policy chosen on val (``--policy``),
+its ``policy_slices`` on every slice, and ``cvray predict`` tagging every detection with it."""
 from __future__ import annotations
 
 import contextlib
@@ -41,6 +42,8 @@ def model(tmp_path_factory):
 
 
 CALIBRATE = ["--corruptions", "gaussian_noise", "--severities", "1,5", "calibrate.score_thr=0.1", "--method", "all"]
+# targets this weak test model reaches on val for both classes (t_act exists), not on test
+POLICY = ["--policy", "act_precision=0.2,observe_recall=0.4,min_support=5"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +51,8 @@ def calibrated(model, tmp_path_factory):
     """Fit on val, eval on test clean + gaussian_noise at severities 1 and 5 (in this process)."""
     run_uri, data = model
     root = str(tmp_path_factory.mktemp("calibrate-runs"))
-    rc, out = _cli(["calibrate", "--model", run_uri, "--data", data, *CALIBRATE, "--no-ray", "--root", root, "--json"])
+    rc, out = _cli(["calibrate", "--model", run_uri, "--data", data, *CALIBRATE, *POLICY, "--no-ray", "--root", root,
+                    "--json"])
     assert rc == 0, out
     return out
 
@@ -253,4 +257,149 @@ def test_refusals_exit_2_one_line_no_run(model, tmp_path, capsys):
                  "--root", root]) == 2
     err = capsys.readouterr().err.strip()
     assert "predict.calibrator" in err and len(err.splitlines()) == 1, err
+    assert not Path(root).exists() or not list_runs(root)
+
+
+# ---------------------------------------------------------------- the act / observe / abstain policy
+
+def test_policy_chosen_on_val_only_and_scored_on_every_slice(model, calibrated):
+    from cvray.calibrate.policy import ids_fingerprint
+    from cvray.report.html import build_report
+
+    run_uri, data = model
+    rec = json.loads(Path(calibrated["run_uri"], "policy.json").read_text())
+    assert rec["format"] == "cvray.policy/1" and rec["scores"] == "raw" and rec["calibrator"] is None
+    assert rec["targets"] == {"act_precision": 0.2, "observe_recall": 0.4, "min_support": 5}
+    assert rec["iou_thr"] == 0.5 and rec["category_ids"] == [1, 2] and rec["model"]["spec"] == run_uri
+    # chosen on val only: its ids and fingerprint; test's images never seen
+    val, test = _ids(data, "val"), _ids(data, "test")
+    assert set(rec["fit"]["image_ids"]) == val and rec["fit"]["image_ids_sha"] == ids_fingerprint(sorted(val))
+    assert not val & test and rec["evaluated_on"]["shared_with_fit"] == 0
+    assert rec["evaluated_on"]["image_ids_sha"] == ids_fingerprint(sorted(test))
+    for c, t in rec["classes"].items():
+        assert t["t_act"] is not None and t["t_observe"] <= t["t_act"], (c, t)
+        assert t["act_precision"] >= 0.2 and t["act_support"] >= 5
+    rows = _table(calibrated["run_uri"], "policy_slices")
+    for r in rows:  # every detection gets exactly one decision
+        assert r["act"] + r["observe"] + r["abstain"] == r["detections"], r
+        if r["detections"]:
+            assert r["act_rate"] + r["observe_rate"] + r["abstain_rate"] == pytest.approx(1.0)
+    overall = {(r["role"], r["corruption"], r["severity"], r["family"]): r for r in rows if r["category_id"] is None}
+    assert set(overall) == {("fit", "clean", 0, "clean"), ("eval", "clean", 0, "clean"),
+                            ("eval", "gaussian_noise", 1, "noise"), ("eval", "gaussian_noise", 5, "noise"),
+                            ("eval", "*", None, "noise")}
+    # in-sample on val, each class's acted detections reach the target (that is how t_act was chosen)
+    fit = [r for r in rows if r["role"] == "fit" and r["category_id"] is not None]
+    assert len(fit) == 2 and all(r["act_precision"] >= 0.2 and r["act_precision_met"] for r in fit)
+    assert overall[("fit", "clean", 0, "clean")]["seen_recall"] >= 0.4
+    # heavy noise: the scores fall, the policy abstains more and sees fewer objects
+    clean, noisy = overall[("eval", "clean", 0, "clean")], overall[("eval", "gaussian_noise", 5, "noise")]
+    assert noisy["abstain_rate"] > clean["abstain_rate"] and noisy["seen_recall"] < clean["seen_recall"]
+    assert noisy["act_rate"] < clean["act_rate"]
+    pooled = overall[("eval", "*", None, "noise")]
+    assert pooled["detections"] == overall[("eval", "gaussian_noise", 1, "noise")]["detections"] + noisy["detections"]
+    assert pooled["gt"] == 2 * clean["gt"] and clean["gt"] > 0
+    pol = calibrated["policy"]
+    assert pol["eval_clean"]["abstain_rate"] == pytest.approx(clean["abstain_rate"], abs=1e-4)
+    assert Path(pol["plot"]).read_bytes()[:4] == b"\x89PNG"
+    page = build_report(calibrated["run_uri"])
+    assert "Decision policy (chosen on the fit split, raw scores" in page
+
+
+def test_predict_tags_every_detection_with_its_decision(model, calibrated):
+    """predict.policy=<calibrate run> through prepare_predict into the Predictor (the code the Ray
+    Data actors run): one decision per kept detection, the policy's thresholds on the raw scores."""
+    from cvray.calibrate.decision import DecisionPolicy
+    from cvray.config import load_config
+    from cvray.predict.engine import ModelFactory, Predictor, predict_local
+    from cvray.predict.records import detections_from_table, detections_to_table
+    from cvray.predict.workflow import prepare_predict
+
+    run_uri, data = model
+    gt = str(Path(data, "annotations", "instances_test.json"))
+    cfg = load_config(None, [f"predict.policy={calibrated['run_uri']}"])
+    inputs = prepare_predict(cfg.predict, input=gt, model=run_uri)
+    assert inputs.policy["uri"].endswith("policy.json")
+    pred = Predictor(ModelFactory(inputs.model), category_ids=inputs.category_ids, num_threads=1, policy=inputs.policy)
+    dets, _ = predict_local(inputs.units, pred, cfg.predict.geometry)
+    pol = DecisionPolicy(inputs.policy)
+    seen = []
+    for d in dets:
+        assert d.decisions == pol.decide(d.scores, d.labels) and len(d.decisions) == len(d)
+        seen += d.decisions
+    assert {"act", "abstain"} <= set(seen) <= {"act", "observe", "abstain"}
+    back = detections_from_table(detections_to_table(dets))
+    assert [b.decisions for b in back] == [d.decisions for d in dets]
+    # a raw-score policy with a calibrator would tag other scores: refused
+    with pytest.raises(ValueError, match="chosen on raw scores"):
+        Predictor(ModelFactory(inputs.model), category_ids=inputs.category_ids, num_threads=1,
+                  policy=inputs.policy, calibrator={"kind": "temperature", "calibrator": {}})
+
+
+def test_policy_on_calibrated_scores_needs_that_calibrator(model, tmp_path):
+    from cvray.calibrate.decision import DecisionPolicy, read_policy
+    from cvray.calibrate.policy import ScoreCalibration, read_calibrator
+    from cvray.config import load_config
+    from cvray.predict.engine import ModelFactory, Predictor, predict_local
+    from cvray.predict.workflow import prepare_predict
+
+    run_uri, data = model
+    rc, out = _cli(["calibrate", "--model", run_uri, "--data", data, "--method", "temperature", "calibrate.max_images=6",
+                    "calibrate.diagrams=none", "calibrate.score_thr=0.1", "--policy",
+                    "act_precision=0.2,observe_recall=0.4,min_support=3,scores=calibrated", "--no-ray",
+                    "--root", str(tmp_path / "runs"), "--json"])
+    assert rc == 0, out
+    rec = read_policy(out["run_uri"])
+    assert rec["scores"] == "calibrated" and rec["calibrator"]["kind"] == "temperature"
+    cal = read_calibrator(out["run_uri"])
+    gt = str(Path(data, "annotations", "instances_test.json"))
+    cfg = load_config(None, [f"predict.policy={out['run_uri']}", f"predict.calibrator={out['run_uri']}"])
+    inputs = prepare_predict(cfg.predict, input=gt, model=run_uri)
+    pred = Predictor(ModelFactory(inputs.model), category_ids=inputs.category_ids, num_threads=1,
+                     policy=inputs.policy, calibrator=inputs.calibrator)
+    dets, _ = predict_local(inputs.units[:4], pred, cfg.predict.geometry)
+    pol, sc = DecisionPolicy(rec), ScoreCalibration(cal)
+    raw, _ = predict_local(inputs.units[:4], Predictor(ModelFactory(inputs.model), category_ids=inputs.category_ids,
+                                                       num_threads=1), cfg.predict.geometry)
+    for d, r in zip(dets, raw):  # the decisions are on the calibrated scores written, not the raw ones
+        np.testing.assert_allclose(d.scores, sc.calibrate(r.scores, r.labels), atol=1e-9)
+        assert d.decisions == pol.decide(d.scores, d.labels)
+    with pytest.raises(ValueError, match="chosen on calibrated scores"):
+        Predictor(ModelFactory(inputs.model), category_ids=inputs.category_ids, num_threads=1, policy=inputs.policy)
+    with pytest.raises(ValueError, match="use the calibrator of"):
+        Predictor(ModelFactory(inputs.model), category_ids=inputs.category_ids, num_threads=1, policy=inputs.policy,
+                  calibrator={**cal, "calibrator": {**cal["calibrator"], "temperature": 9.0}})
+
+
+def test_cvray_predict_writes_the_decision_column(model, calibrated, ray_session, tmp_path):
+    """``cvray predict ... predict.policy=RUN`` (Ray Data): the predictions table's ``decision``
+    column, one per detection, as the policy decides on the written scores."""
+    from cvray.calibrate.decision import DecisionPolicy, read_policy
+
+    run_uri, data = model
+    gt = str(Path(data, "annotations", "instances_test.json"))
+    rc, pred = _cli(["predict", "--model", run_uri, "--input", gt, f"predict.policy={calibrated['run_uri']}",
+                     "predict.num_actors=1", "--root", str(tmp_path / "runs"), "--json"])
+    assert rc == 0, pred
+    pol = DecisionPolicy(read_policy(calibrated["run_uri"]))
+    rows = _table(pred["run_uri"], "predictions")
+    assert len(rows) == 12 and sum(len(r["scores"]) for r in rows) > 0
+    for r in rows:
+        assert r["decision"] == pol.decide(r["scores"], r["labels"])
+    t = storage.read_table_dir(storage.join(pred["run_uri"], "tables", "predictions"))
+    assert t.schema.metadata[b"cvray.schema_version"] == b"2"
+
+
+def test_policy_refusals(model, tmp_path, capsys):
+    run_uri, data = model
+    root = str(tmp_path / "runs")
+    for extra, message in ((["--policy", "precision=0.9"], "KEY=VALUE"),
+                           (["--policy", "act_precision=0.9"], "both act_precision and observe_recall"),
+                           (["--policy", "act_precision=1.5,observe_recall=0.5"], "act_precision")):
+        assert main(["calibrate", "--model", run_uri, "--data", data, *extra, "--no-ray", "--root", root]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert message in err and "Traceback" not in err, (extra, err)
+    assert main(["predict", "--model", run_uri, "--input", data, "predict.policy=/nonexistent", "--root", root]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "predict.policy" in err and "no decision policy" in err and len(err.splitlines()) == 1, err
     assert not Path(root).exists() or not list_runs(root)

@@ -99,6 +99,11 @@ def test_each_alert_fires_on_its_shift(runs):
     dark = drift[("cam1", "mean_luma")]
     assert dark["shifted"] and dark["ks_shifted"] and dark["current_stat"] < dark["reference_stat"], dark
     assert s["drift"]["own_reference"] == [] and Path(s["drift"]["plot"]).exists()
+    from cvray.report.html import build_report
+
+    page = build_report(s["run_uri"])
+    assert "<h2>Drift (2 sources" in page and "Shift matrix" in page
+    assert "sharpness (Laplacian variance) fell" in page and "mean luma fell" in page
 
 
 def test_no_alert_on_the_clean_stream(runs):
@@ -119,3 +124,62 @@ def test_a_bad_reference_is_one_line(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "no drift reference" in p.stderr and "drift_reference.json" in p.stderr, p.stderr
+
+
+def _det_txt(path: Path, frames: int, drop_from: int | None, seed: int) -> Path:
+    """Three boxes moving right at 2 px/frame; from ``drop_from`` on, their scores fall from
+    U(0.7, 0.95) to U(0.3, 0.5) (a detector losing confidence, nothing else changes)."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for f in range(1, frames + 1):
+        for k in range(3):
+            lo, hi = (0.3, 0.5) if drop_from is not None and f >= drop_from else (0.7, 0.95)
+            lines.append(f"{f},-1,{10 + 2 * f % 500 + 0.0:.1f},{40 + 60 * k:.1f},30.0,40.0,{rng.uniform(lo, hi):.4f},-1,-1,-1")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_track_drift_fires_on_a_confidence_drop_and_not_on_a_steady_stream(ray_session, tmp_path):
+    from cvray.cli.main import main
+
+    def track(det: Path, *extra: str) -> dict:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = main(["track", "--det", str(det), "--out", str(tmp_path / det.stem), "--frame-rate", "10",
+                       "--root", str(tmp_path / "runs"), "--json", "--drift-window", "100", *extra])
+        assert rc == 0
+        return json.loads(out.getvalue())
+
+    steady = track(_det_txt(tmp_path / "steady.txt", 400, None, 0), "--drift")
+    dropped = track(_det_txt(tmp_path / "dropped.txt", 400, 201, 1), "--drift")
+    assert steady["drift"]["windows"] == 4 and steady["drift"]["alerts"] == 0, steady["drift"]
+    alerts = _rows(dropped["run_uri"] if "run_uri" in dropped else str(tmp_path / "runs" / dropped["run_id"]),
+                   "drift_alerts")
+    # windows 2 and 3 (frames 201-400) against window 0; window 1 is clean
+    assert [(a["rule"], a["window_index"]) for a in alerts] == [("confidence_drop", 2)], alerts
+    assert dropped["drift"]["alerts_by_rule"] == {"confidence_drop": 1}
+    assert dropped["drift"]["suppressed"] == {"confidence_drop": 1}  # window 3: inside the rule's cooldown
+    # temporal evidence in the same summary: unbroken tracks never flicker; each becomes present
+    # at its 3rd frame (track.presence_frames = 3); the boxes jump back at frame 250 (x wraps at
+    # 500 px), so 3 + 3 tracks
+    p = steady["presence"]
+    assert p["tracks"] == 6 and p["raw_flicker_rate"] == 0 and p["flicker_removed"] is None, p
+    assert p["onset_delay_mean"] == 2 and p["tracks_never_present"] == 0
+
+
+def test_presence_bridges_a_missed_frame_in_cvray_track(ray_session, tmp_path):
+    """One box on frames 1-30 except frame 11 (the detector missed it): the tracker keeps its id
+    and outputs nothing at 11 -- 2 raw toggles (off, on) over 30 track-frames; the presence filter
+    (absent after 2 misses) holds it through frame 11: 0 toggles, flicker removed 100 %."""
+    from cvray.cli.main import main
+
+    det = tmp_path / "gap.txt"
+    det.write_text("".join(f"{f},-1,{100 + f:.1f},50.0,30.0,40.0,0.9,-1,-1,-1\n" for f in range(1, 31) if f != 11))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = main(["track", "--det", str(det), "--out", str(tmp_path / "o"), "--frame-rate", "10",
+                   "--root", str(tmp_path / "runs"), "--json"])
+    assert rc == 0
+    p = json.loads(out.getvalue())["presence"]
+    assert p["tracks"] == 1 and p["raw_flicker_rate"] == pytest.approx(2 / 30), p
+    assert p["present_flicker_rate"] == 0 and p["flicker_removed"] == 1.0 and p["observed_not_present"] == 2

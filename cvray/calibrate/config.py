@@ -15,10 +15,36 @@ from pydantic import Field, field_validator, model_validator
 from cvray.config import CvrayModel
 from cvray.robustness.config import check_severities, parse_severities
 
-__all__ = ["CalibrateConfig", "METHODS"]
+__all__ = ["CalibrateConfig", "METHODS", "PolicyConfig"]
 
 #: the calibrators ``calibrate.methods`` may name (``cvray.calibrate.calibrators.CALIBRATOR_KINDS``)
 METHODS = ("temperature", "platt", "isotonic")
+
+
+class PolicyConfig(CvrayModel):
+    """``calibrate.policy``: the act / observe / abstain targets (docs/calibrate.md, "Decision policy").
+
+    Set both targets (``--policy act_precision=0.9,observe_recall=0.8``) to choose a policy."""
+
+    act_precision: float | None = Field(None, gt=0.0, le=1.0, description="precision the acted detections of "
+                                        "each class must reach on the fit split (t_act: the lowest such threshold)")
+    observe_recall: float | None = Field(None, gt=0.0, le=1.0, description="recall act + observe must reach "
+                                         "(t_observe: the highest such threshold, <= t_act)")
+    min_support: int = Field(10, ge=1, description="detections at or above t_act needed on the fit split (else "
+                             "the class never acts, stated)")
+    scores: Literal["raw", "calibrated"] = Field(
+        "raw", description="which scores the thresholds apply to: raw, or after the saved calibrator "
+        "(calibrate.save); predict must then apply that calibrator")
+
+    @model_validator(mode="after")
+    def _both(self):
+        if (self.act_precision is None) != (self.observe_recall is None):
+            raise ValueError("a decision policy needs both act_precision and observe_recall")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.act_precision is not None
 
 
 class CalibrateConfig(CvrayModel):
@@ -52,6 +78,8 @@ class CalibrateConfig(CvrayModel):
     gpus_per_worker: float | None = Field(None, ge=0, description="default: 1 when the cluster has GPUs")
     torch_threads: int | None = Field(1, ge=1)
     max_retries: int = Field(3, ge=0, description="times a slice is retried after its worker died")
+    policy: PolicyConfig = Field(default_factory=PolicyConfig, description="act / observe / abstain targets: "
+                                 "per-class thresholds chosen on the fit split, written as <run>/policy.json")
 
     @field_validator("corruptions", "methods", mode="before")
     @classmethod

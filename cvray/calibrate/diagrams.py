@@ -80,3 +80,34 @@ def per_class_reliability_diagram(result, path, title: str | None = None,
     value = "n/a" if not np.isfinite(result.value) else f"{result.value:.4f}"
     fig.suptitle(f"{title or 'per-class reliability'}: {result.metric.upper()}={value}{_thr(result)}", fontsize=9)
     return _write(fig, path)
+
+
+def policy_degradation_plot(rows: list[dict], path, targets: dict) -> Path:
+    """Where the act / observe / abstain policy degrades: per corruption, against severity (0 = the
+    clean eval slice), the precision of the acted detections, the recall of act + observe and the
+    abstention rate, with the targets as dashed lines (``rows``: ``policy_slices`` rows)."""
+    plt = _plt()
+    overall = [r for r in rows if r["category_id"] is None and r["role"] == "eval" and r["corruption"] != "*"]
+    clean = next((r for r in overall if r["corruption"] == "clean"), None)
+    corruptions = sorted({r["corruption"] for r in overall if r["corruption"] != "clean"})
+    panels = (("act_precision", "precision of acted", targets.get("act_precision")),
+              ("seen_recall", "recall of act + observe", targets.get("observe_recall")),
+              ("abstain_rate", "abstention rate", None))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, (key, name, target) in zip(axes, panels):
+        series = corruptions or ["clean"]
+        for c in series:
+            pts = sorted((r["severity"], r[key]) for r in overall if r["corruption"] == c and r[key] is not None)
+            if clean is not None and c != "clean" and clean[key] is not None:
+                pts = [(0, clean[key]), *pts]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, lw=1, label=c)
+        if target is not None:
+            ax.axhline(target, color="k", ls="--", lw=0.8, label="target")
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("severity (0 = clean)")
+        ax.set_title(name, fontsize=9)
+    axes[0].legend(fontsize=6, loc="lower left", ncol=2)
+    fig.suptitle(f"decision policy by slice (act precision >= {targets.get('act_precision')}, "
+                 f"observe recall >= {targets.get('observe_recall')})", fontsize=9)
+    return _write(fig, path)

@@ -3,7 +3,9 @@ calibrators fitted on the fit split (clean) and applied to every slice of the ev
 and each corruption x severity); ECE / D-ECE / LaECE before and after in the ``calibration`` table,
 the reliability diagrams' bins in ``calibration_bins``, PNG diagrams in the artifacts, and the
 saved calibrator ``<run>/calibrator.json`` that ``cvray predict`` applies
-(``predict.calibrator=<run>``).
+(``predict.calibrator=<run>``); with ``calibrate.policy`` targets also the act / observe / abstain
+policy ``<run>/policy.json`` chosen on the fit slice and its ``policy_slices`` table
+(:mod:`cvray.calibrate.policy_report`; ``predict.policy=<run>`` tags the detections).
 
 A slice is the unit of work: predict its images (corrupted as ``cvray robustness`` corrupts them)
 and match the detections to the ground truth (:class:`SliceWorker`, no Ray); the matches come back
@@ -255,6 +257,7 @@ class SliceResult:
     detections: int
     wall_s: float
     issues: list[dict] = field(default_factory=list)
+    gt_counts: dict = field(default_factory=dict)  # category id -> non-crowd GT objects of the slice's images
 
 
 class SliceWorker:
@@ -297,8 +300,13 @@ class SliceWorker:
         results = [{k: v for k, v in r.items() if k != "segmentation"} for r in to_coco_results(dets)]
         matched = match_detections(gt, results, iou_thr=self.iou_thr, score_thr=self.score_thr)
         issues = [{**(i.__dict__ if hasattr(i, "__dict__") else dict(i)), "stage": "calibrate"} for i in issues]
+        ids = {int(u["image_id"]) for u in units}
+        counts: dict[int, int] = {}
+        for a in gt.get("annotations", []):  # the recall's denominator (crowd regions are not objects)
+            if int(a["image_id"]) in ids and not a.get("iscrowd", 0):
+                counts[int(a["category_id"])] = counts.get(int(a["category_id"]), 0) + 1
         return SliceResult(s, matched, len(dets), len(units) - len(dets), len(results),
-                           time.perf_counter() - t0, issues)
+                           time.perf_counter() - t0, issues, counts)
 
 
 # -- the stage ------------------------------------------------------------------------------------
@@ -469,6 +477,13 @@ def run_calibrate(run, section: CalibrateConfig, inputs: CalibrateInputs, *, ray
         if meth == section.saved_method:
             storage.write_json(run.path(CALIBRATOR_FILE), rec)
     eval_ids = set(inputs.eval.image_ids)
+    policy_summary = None
+    if section.policy.enabled:  # 5. the act / observe / abstain policy: chosen on fit, scored on every slice
+        from cvray.calibrate.policy_report import run_policy
+
+        saved_rec = json.loads(json.dumps(storage.read_json(run.path(CALIBRATOR_FILE))))
+        policy_summary = run_policy(run, section, inputs, slices, by, cal=cals[section.saved_method],
+                                    calibrator_rec=saved_rec, fit_info=fit_info, model_info=model_info)
     summary: dict[str, Any] = {
         "model": inputs.model_name, "fit_split": inputs.fit.label, "eval_split": inputs.eval.label,
         "split_note": inputs.split_note, "fit_images": len(inputs.fit.units), "eval_images": len(inputs.eval.units),
@@ -488,5 +503,7 @@ def run_calibrate(run, section: CalibrateConfig, inputs: CalibrateInputs, *, ray
         "eval": {k: v for k, v in values.items() if not k.startswith("fit:")},
         "diagrams": diagrams,
     }
+    if policy_summary is not None:
+        summary["policy"] = policy_summary
     run.summary.update(summary)
     return summary

@@ -1,13 +1,15 @@
 """``cvray calibrate --model RUN|CKPT --data COCO_ROOT [--fit-split val] [--eval-split test]
 [--method temperature|platt|isotonic|all] [--corruptions NAMES|benchmark|... --severities 1,3]
-[--robustness RUN] [--no-ray] [--json]``.
+[--robustness RUN] [--policy act_precision=P,observe_recall=R] [--no-ray] [--json]``.
 
 Calibration of detection scores: detections matched to the ground truth at ``calibrate.iou_thr``
 (COCO rule); ECE / D-ECE / LaECE on the eval split, clean and under each corruption slice, before
 and after temperature / Platt / isotonic calibrators fitted on the fit split only; reliability
 diagrams; the chosen calibrator saved as ``<run>/calibrator.json`` (``predict.calibrator=<run>``
 applies it). ``--robustness RUN`` takes the corruption slices, severities and seed of that
-robustness run, so the slices are exactly the suite's.
+robustness run, so the slices are exactly the suite's. ``--policy`` chooses per-class act / observe
+thresholds on the fit split for the stated targets, writes ``<run>/policy.json``
+(``predict.policy=<run>`` tags every detection) and the ``policy_slices`` table of every slice.
 """
 from __future__ import annotations
 
@@ -30,6 +32,10 @@ def register(sub) -> None:
     p.add_argument("--severities", default=None, help="e.g. 1-5 or 1,3")
     p.add_argument("--robustness", default=None, metavar="RUN",
                    help="take the corruptions, severities and seed of this robustness run")
+    p.add_argument("--policy", default=None, metavar="TARGETS",
+                   help="choose an act / observe / abstain policy on the fit split, e.g. "
+                        "act_precision=0.9,observe_recall=0.8[,min_support=10,scores=raw|calibrated] "
+                        "(calibrate.policy.*); written as <run>/policy.json (predict.policy=<run>)")
     p.add_argument("--no-ray", action="store_true", help="run the slices in this process (no Ray)")
     p.set_defaults(func=cmd_calibrate)
 
@@ -66,6 +72,22 @@ def _print_table(summary: dict) -> None:
     Console(highlight=False, width=max(100, Console().width)).print(t)
 
 
+def _print_policy(pol: dict) -> None:
+    """One line per slice: the decision rates and precision / recall against the targets."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = pol["targets"]
+    tab = Table(title=f"decision policy ({pol['scores']} scores; act precision >= {t['act_precision']:g}, "
+                      f"observe recall >= {t['observe_recall']:g}): {pol['uri']}", header_style="bold")
+    cols = ("act_rate", "observe_rate", "abstain_rate", "act_precision", "seen_recall")
+    for c in ("slice", "dets", "act", "observe", "abstain", "prec(act)", "rec(act+obs)"):
+        tab.add_column(c, no_wrap=c != "slice")
+    for label, r in pol["slices"].items():
+        tab.add_row(label, str(r["detections"]), *("n/a" if r[c] is None else f"{r[c]:.3f}" for c in cols))
+    Console(highlight=False, width=max(100, Console().width)).print(tab)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from cvray.calibrate.workflow import prepare_calibrate, run_calibrate
     from cvray.cli.progress import Progress
@@ -77,6 +99,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                       ("corruptions", "corruptions"), ("severities", "severities")):
         if getattr(args, flag):
             extra.append(f"calibrate.{key}={getattr(args, flag)}")
+    if args.policy:
+        from cvray.calibrate.decision import parse_targets
+
+        try:
+            extra += [f"calibrate.policy.{k}={v}" for k, v in parse_targets(args.policy).items()]
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     cfg = load_cli_config(args, extra)
     model, data, suite = args.model, args.data, None
     if args.robustness:
@@ -102,8 +131,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         if args.robustness:
             run.summary["robustness_run"] = args.robustness
     out = {"run": run.id, "run_uri": run.uri, **summary, **({"robustness_run": args.robustness} if suite else {})}
-    emit({k: v for k, v in out.items() if args.json or k not in ("eval", "diagrams", "calibrators")}, args,
-         title="cvray calibrate")
+    shown = {k: v for k, v in out.items() if args.json or k not in ("eval", "diagrams", "calibrators")}
+    if not args.json and "policy" in shown:  # its table follows; the summary names the file
+        shown["policy"] = shown["policy"]["uri"]
+    emit(shown, args, title="cvray calibrate")
     if not args.json:
         _print_table(summary)
+        if summary.get("policy"):
+            _print_policy(summary["policy"])
     return 1 if summary["slices_failed"] or summary.get("failed_images") else 0

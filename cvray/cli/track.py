@@ -26,7 +26,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cvray.cli.common import CliError, add_common_args, console, emit, load_cli_config
+from cvray.cli.common import (CliError, add_common_args, add_drift_args, console, drift_overrides, emit,
+                              load_cli_config)
 
 __all__ = ["register", "run_track", "run_track_eval"]
 
@@ -53,6 +54,7 @@ def register(sub) -> None:
     g.add_argument("--model", help="(end-to-end) train run, checkpoint or ARCH[:BACKBONE] for --video "
                    "(as in `cvray predict`)")
     g.add_argument("--categories", help="(end-to-end) COCO JSON whose sorted category ids map model labels")
+    add_drift_args(r, "track")
     add_common_args(r)
     r.set_defaults(func=run_track)
 
@@ -146,7 +148,10 @@ def run_track(args: argparse.Namespace) -> int:
         if args.offline < 1:
             raise CliError(f"--offline {args.offline}: the largest gap to fill must be >= 1 frame")
         args.overrides = [*args.overrides, f"track.offline_max_gap={args.offline}"]
-    cfg = load_cli_config(args)  # overrides are checked before anything else
+    cfg = load_cli_config(args, drift_overrides(args, "track"))  # overrides are checked before anything else
+    from cvray.track.workflow import check_drift_reference
+
+    check_drift_reference(cfg.track.drift)
     if args.video:
         return run_track_video(args, cfg)
     if not args.det or not args.out:

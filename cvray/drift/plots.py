@@ -27,11 +27,14 @@ def drift_png(result: Mapping[str, Any], psi_threshold: float = 0.2) -> bytes | 
             if max(p for _, p in pts) > psi_threshold / 4:  # only features that moved at all
                 ax.plot([w for w, _ in pts], [p for _, p in pts], marker=".", lw=1, label=feat)
         ax.axhline(psi_threshold, color="r", ls="--", lw=1, label=f"PSI {psi_threshold:g}")
-        for a in (a for a in result["alerts"] if a["source"] == src):
-            ax.axvline(a["window_index"], color="0.6", lw=0.8, ls=":")
-            ax.annotate(a["rule"], (a["window_index"], ax.get_ylim()[1]), fontsize=6, rotation=90,
-                        va="top", ha="right")
         ax.set_yscale("symlog", linthresh=0.05)
+        ax.set_ylim(bottom=0)
+        fired: dict[int, list[str]] = {}
+        for a in (a for a in result["alerts"] if a["source"] == src):
+            fired.setdefault(int(a["window_index"]), []).append(a["rule"])
+        for w, rules in sorted(fired.items()):
+            ax.axvline(w, color="0.6", lw=0.8, ls=":")
+            ax.annotate(", ".join(rules), (w, ax.get_ylim()[1]), fontsize=6, rotation=90, va="top", ha="right")
         ax.set_title(f"{src}: PSI vs reference", fontsize=9)
         ax.legend(fontsize=6, loc="upper left")
         wins = sorted((w["window_index"], w.get("mean_confidence")) for w in result["windows"]
@@ -39,5 +42,6 @@ def drift_png(result: Mapping[str, Any], psi_threshold: float = 0.2) -> bytes | 
         if wins:
             ax2.plot([w for w, _ in wins], [c for _, c in wins], marker=".", color="k", lw=1)
         ax2.set_ylabel("mean confidence", fontsize=8)
-        ax2.set_xlabel("window", fontsize=8)
+        ax2.set_xlabel("window (0: the reference when it is the source's own)", fontsize=8)
+        ax2.xaxis.get_major_locator().set_params(integer=True)
     return _png(fig)

@@ -4,9 +4,13 @@ This schema is the contract other stages (tracking, robustness, evaluation, repo
 ``<run>/tables/predictions/*.parquet``; see docs/results.md, section "predictions". One Parquet
 row is one input image or video frame; its detections are list columns of equal length.
 Boxes are ``xyxy`` in original-image pixel coordinates; labels are dataset category ids;
-masks, when present, are COCO compressed RLE (``size=[h, w]``, ``counts`` bytes).
+masks, when present, are COCO compressed RLE (``size=[h, w]``, ``counts`` bytes); ``decision``,
+when ``predict.policy`` is given, is each detection's act / observe / abstain
+(:mod:`cvray.calibrate.decision`), else null.
 
-Bump ``PREDICTIONS_SCHEMA_VERSION`` on any change a reader could notice.
+Bump ``PREDICTIONS_SCHEMA_VERSION`` on any change a reader could notice. Version history:
+``1`` the columns up to ``masks``; ``2`` adds ``decision`` (nullable). :func:`detections_from_table`
+reads both (a version-1 table has no decisions); writers write the current version.
 """
 from __future__ import annotations
 
@@ -17,11 +21,15 @@ import numpy as np
 import pyarrow as pa
 
 __all__ = [
-    "PREDICTIONS_SCHEMA_VERSION", "PREDICTIONS_SCHEMA", "Detections", "RecordError",
+    "PREDICTIONS_SCHEMA_VERSION", "PREDICTIONS_SCHEMA", "READABLE_VERSIONS", "Detections", "RecordError",
     "detections_to_table", "detections_from_table", "to_coco_results",
 ]
 
-PREDICTIONS_SCHEMA_VERSION = "1"
+PREDICTIONS_SCHEMA_VERSION = "2"
+#: versions :func:`detections_from_table` reads (older tables lack the newer, nullable columns)
+READABLE_VERSIONS = ("1", "2")
+_V1_COLUMNS = ("image_id", "file_name", "frame_index", "timestamp_s", "height", "width", "boxes", "scores",
+               "labels", "masks")
 
 _RLE = pa.struct([("size", pa.list_(pa.int32(), 2)), ("counts", pa.binary())])
 
@@ -37,6 +45,7 @@ PREDICTIONS_SCHEMA = pa.schema(
         pa.field("scores", pa.list_(pa.float64()), nullable=False),
         pa.field("labels", pa.list_(pa.int32()), nullable=False),                # category ids
         pa.field("masks", pa.list_(_RLE)),           # null when the model has no mask head
+        pa.field("decision", pa.list_(pa.string())),  # act|observe|abstain per detection; null without a policy
     ],
     metadata={b"cvray.table": b"predictions", b"cvray.schema_version": PREDICTIONS_SCHEMA_VERSION.encode()},
 )
@@ -60,6 +69,7 @@ class Detections:
     file_name: str | None = None
     frame_index: int | None = None
     timestamp_s: float | None = None
+    decisions: list[str] | None = None  # act / observe / abstain per detection (predict.policy), else None
     extra: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +83,10 @@ class Detections:
                               f"{n}/{len(self.scores)}/{len(self.labels)} differ")
         if self.masks is not None and len(self.masks) != n:
             raise RecordError(f"image_id={self.image_id}: {len(self.masks)} masks for {n} boxes")
+        if self.decisions is not None:
+            self.decisions = [str(d) for d in self.decisions]
+            if len(self.decisions) != n:
+                raise RecordError(f"image_id={self.image_id}: {len(self.decisions)} decisions for {n} boxes")
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -87,9 +101,10 @@ class Detections:
         if keep.dtype == bool:
             keep = np.flatnonzero(keep)
         masks = None if self.masks is None else [self.masks[i] for i in keep]
+        decisions = None if self.decisions is None else [self.decisions[i] for i in keep]
         return Detections(self.image_id, self.height, self.width, self.boxes[keep],
                           self.scores[keep], self.labels[keep], masks, self.file_name,
-                          self.frame_index, self.timestamp_s)
+                          self.frame_index, self.timestamp_s, decisions)
 
     def to_row(self) -> dict:
         masks = None
@@ -104,6 +119,7 @@ class Detections:
             "height": int(self.height), "width": int(self.width),
             "boxes": self.boxes.tolist(), "scores": self.scores.tolist(),
             "labels": self.labels.tolist(), "masks": masks,
+            "decision": None if self.decisions is None else list(self.decisions),
         }
 
     @classmethod
@@ -114,7 +130,7 @@ class Detections:
             masks = [{"size": list(m["size"]), "counts": m["counts"]} for m in masks]
         return cls(int(row["image_id"]), int(row["height"]), int(row["width"]), boxes,
                    np.asarray(row["scores"], np.float64), np.asarray(row["labels"], np.int32), masks,
-                   row.get("file_name"), row.get("frame_index"), row.get("timestamp_s"))
+                   row.get("file_name"), row.get("frame_index"), row.get("timestamp_s"), row.get("decision"))
 
     def to_coco_results(self) -> list[dict]:
         """COCO results format (xywh boxes; RLE counts as str) for evaluation."""
@@ -137,13 +153,16 @@ def detections_to_table(records: Iterable[Detections]) -> pa.Table:
 
 
 def detections_from_table(table: pa.Table) -> list[Detections]:
-    """Inverse of :func:`detections_to_table`; checks the schema version first."""
+    """Inverse of :func:`detections_to_table`; checks the schema version first.
+
+    Reads every version in :data:`READABLE_VERSIONS`: a version-1 table (before ``decision``)
+    gives records with ``decisions`` None."""
     meta = table.schema.metadata or {}
     version = meta.get(b"cvray.schema_version", b"").decode()
-    if meta.get(b"cvray.table") == b"predictions" and version != PREDICTIONS_SCHEMA_VERSION:
+    if meta.get(b"cvray.table") == b"predictions" and version not in READABLE_VERSIONS:
         raise RecordError(f"predictions schema version {version!r}; this cvray reads "
-                          f"{PREDICTIONS_SCHEMA_VERSION!r}")
-    missing = [f.name for f in PREDICTIONS_SCHEMA if f.name not in table.column_names]
+                          f"{', '.join(repr(v) for v in READABLE_VERSIONS)}")
+    missing = [c for c in _V1_COLUMNS if c not in table.column_names]
     if missing:
         raise RecordError(f"predictions table lacks columns {missing}")
     return [Detections.from_row(r) for r in table.to_pylist()]

@@ -83,19 +83,21 @@ def prepare_predict(section: PredictConfig, *, input: str, model: str, images_ro
     units = list_units(input, images_root=images_root, video_stride=section.video_stride)
     return PredictInputs(input=input, model=model_cfg, model_source=source, category_ids=category_ids,
                          categories_source=cats_source, units=units,
-                         calibrator=_calibrator(section.calibrator, category_ids, model),
-                         policy=_policy(section.policy, category_ids, model),
+                         calibrator=(calibrator := _calibrator(section.calibrator, category_ids, model)),
+                         policy=_policy(section.policy, category_ids, model, calibrator),
                          drift_reference=drift_reference(section.drift))
 
 
-def _policy(spec: str | None, category_ids: list[int] | None, model: str) -> dict | None:
-    """``predict.policy``'s record; its classes must be the model's (else its thresholds mean nothing)."""
+def _policy(spec: str | None, category_ids: list[int] | None, model: str, calibrator: dict | None) -> dict | None:
+    """``predict.policy``'s record; its classes must be the model's and its score kind the one
+    written (raw, or this calibrator's), else its thresholds mean nothing."""
     if not spec:
         return None
-    from cvray.calibrate.decision import read_policy
+    from cvray.calibrate.decision import check_score_kind, read_policy
 
     try:
         rec = read_policy(spec)
+        check_score_kind(rec, calibrator)
     except ValueError as exc:
         raise InputError(f"predict.policy: {exc}") from None
     if category_ids is not None and rec.get("category_ids") and list(rec["category_ids"]) != list(category_ids):
@@ -183,5 +185,10 @@ def run_predict(run: Any, section: PredictConfig, inputs: PredictInputs, *, ray:
 
         summary["scores"] = ScoreCalibration(inputs.calibrator).describe()
         run.update(scores=summary["scores"])
+    if inputs.policy is not None:  # which thresholds tagged the decision column
+        from cvray.calibrate.decision import DecisionPolicy
+
+        summary["policy"] = DecisionPolicy(inputs.policy).describe()
+        run.update(policy=summary["policy"])
     run.summary.update(summary)
     return summary

@@ -636,6 +636,30 @@ def _calibration_section(run_uri: str, parts: list[str], m: dict) -> None:
             parts.append(_img(storage.read_bytes(uri), name, width=360))
 
 
+def _policy_section(run_uri: str, parts: list[str], m: dict) -> None:
+    """``cvray calibrate --policy``: the act / observe / abstain policy's rates and precision / recall
+    per slice (clean, each corruption, families, low light) against its targets, and the plot."""
+    rows = [r for r in (_read(run_uri, "policy_slices") or []) if r["category_id"] is None]
+    if not rows:
+        return
+    p = (m.get("summary") or {}).get("policy") or {}
+    t = p.get("targets") or {}
+    parts.append(f"<h2>Decision policy (chosen on the fit split, {html.escape(str(p.get('scores')))} scores; "
+                 f"act precision &ge; {t.get('act_precision')}, observe recall &ge; {t.get('observe_recall')})</h2>")
+    never = [c for c, v in (p.get("thresholds") or {}).items() if v.get("t_act") is None]
+    if never:
+        parts.append(f"<p class=warn>classes that never act (target unreachable on the fit split): "
+                     f"{html.escape(', '.join(never))}</p>")
+    order = {"fit": 0, "eval": 1}
+    rows = sorted(rows, key=lambda r: (order.get(r["role"], 2), r["corruption"] == "*", r["corruption"] != "clean",
+                                       r["family"], r["corruption"], r["severity"] or 0))
+    parts.append(_html_table(rows, ["role", "split", "corruption", "severity", "family", "detections", "act_rate",
+                                    "observe_rate", "abstain_rate", "act_precision", "seen_recall",
+                                    "act_precision_met", "seen_recall_met"]))
+    for uri in storage.list_files(storage.join(run_uri, "artifacts", "policy"), suffix=".png"):
+        parts.append(_img(storage.read_bytes(uri), uri.rsplit("/", 1)[-1]))
+
+
 def _git(m: dict) -> str:
     g = m.get("git") or {}
     sha = str(g.get("sha") or g.get("commit") or "")
@@ -683,6 +707,10 @@ def build_report(run_uri: str) -> str:
     _tune_section(run_uri, parts, m)
     _robustness_section(run_uri, parts, m)
     _calibration_section(run_uri, parts, m)
+    _policy_section(run_uri, parts, m)
+    from cvray.report.drift_section import drift_section
+
+    drift_section(run_uri, parts, m, read=_read, table=_html_table, img=_img)
     issues = _read(run_uri, "issues")
     if issues:
         parts.append(f"<h2 class=warn>Issues ({len(issues)})</h2>"

@@ -52,8 +52,13 @@ RUN_TABLES: dict[str, str] = {
     "robustness": "cvray.robustness.records:ROBUSTNESS_SCHEMA",
     "tracking_robustness": "cvray.robustness.records:TRACKING_ROBUSTNESS_SCHEMA",
     "latency": "cvray.latency.records:LATENCY_SCHEMA",
+    # drift: written by cvray predict / cvray track with --drift
+    "drift": "cvray.drift.records:DRIFT_SCHEMA",
+    "drift_alerts": "cvray.drift.records:DRIFT_ALERTS_SCHEMA",
+    "drift_windows": "cvray.drift.records:DRIFT_WINDOWS_SCHEMA",
     "calibration": "cvray.calibrate.workflow:CALIBRATION_SCHEMA",
     "calibration_bins": "cvray.calibrate.workflow:CALIBRATION_BINS_SCHEMA",
+    "policy_slices": "cvray.calibrate.policy_report:POLICY_SLICES_SCHEMA",
 }
 
 

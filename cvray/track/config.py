@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field
 
 from cvray.config import CvrayModel
+from cvray.drift.config import DriftConfig
 
 __all__ = ["AppearanceConfig", "CMCConfig", "DiagnosticsConfig", "KalmanConfig", "TrackConfig"]
 
@@ -125,6 +126,11 @@ class TrackConfig(CvrayModel):
     appearance: AppearanceConfig = Field(default_factory=AppearanceConfig)
     cmc: CMCConfig = Field(default_factory=CMCConfig)
     diagnostics: DiagnosticsConfig = Field(default_factory=DiagnosticsConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    presence_frames: int = Field(3, ge=0, description="temporal evidence: a track is 'present' after this many "
+                                 "consecutive observed frames (the summary's presence / flicker numbers; 0: off)")
+    presence_max_missed: int = Field(2, ge=1, description="a present track becomes absent at this many "
+                                     "consecutive missed frames")
 
     def kalman_velocity_std(self, frame_rate: float) -> float:
         """``kalman.std_weight_velocity`` at the sequence's frame rate (slower video, larger

@@ -73,11 +73,13 @@ def _frame_count(path: str) -> int | None:
 
 def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfig | None = None,
                 geometry=None, batch_size: int = 4, render: bool = True, name: str | None = None,
-                on_progress=None) -> dict:
+                on_progress=None, drift=None) -> dict:
     """Track every frame of ``video`` (local path or URI); write under ``out_uri``:
     ``<name>.txt`` (MOTChallenge), ``tracks/<name>.parquet``, ``<name>.json`` (per frame: id, box,
     score, class, mask RLE) and ``review/<name>.mp4`` (masks, boxes, ids). Returns a summary.
-    ``on_progress(frames_done, frames_total_or_None, nan_frames=...)`` after each batch."""
+    ``on_progress(frames_done, frames_total_or_None, nan_frames=...)`` after each batch.
+    ``drift``: a :class:`cvray.drift.stream.DriftStream` fed every frame (source: the video's
+    name; its image features and the tracked boxes' scores, classes and track ids)."""
     from pycocotools import mask as mask_utils
 
     from cvray.predict.config import GeometryConfig
@@ -108,6 +110,12 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
                     dets, masks = Detections(rec.boxes, rec.scores, rec.labels), rec.masks
                 ft = tracker.update(dets, img)
                 results.append(ft)
+                if drift is not None:
+                    from cvray.drift.stream import frame_features
+
+                    f = frame_features(img)
+                    drift.add(name, i, i / fps if fps else None, f["drift_features"], f["drift_luma"],
+                              {"scores": ft.scores, "labels": ft.classes, "track_ids": ft.ids, "frame_index": i})
                 tmasks = [masks[j] if (masks is not None and j >= 0) else None for j in ft.det_index]
                 frames_json.append({"frame": i + 1, "tracks": [
                     {"track_id": int(t), "box_xyxy": [round(float(v), 2) for v in b], "score": float(s),

@@ -27,13 +27,13 @@ from cvray.runs.errors import InputError
 from cvray.runs.issues import issue
 from cvray.track.config import TrackConfig
 from cvray.track.evaluation import metric_row
-from cvray.track.io import (FRAME, H, W, X, Y, MOTFormatError, find_sequences, is_file, read_mot,
+from cvray.track.io import (CLS, CONF, FRAME, H, ID, W, X, Y, MOTFormatError, find_sequences, is_file, read_mot,
                             read_predictions, read_seqinfo)
 from cvray.track.metrics import combine, summarize
 from cvray.track.records import metrics_to_table, sequences_to_table
 from cvray.track.sequence import SequenceJob, process_sequence
 
-__all__ = ["TrackInputs", "TrackVideoInputs", "prepare_track", "prepare_track_video", "run_track",
+__all__ = ["TrackInputs", "TrackVideoInputs", "check_drift_reference", "prepare_track", "prepare_track_video", "run_track",
            "run_track_video", "sequence_jobs", "track_fingerprint"]
 
 
@@ -248,6 +248,12 @@ def run_track(run: Any, section: TrackConfig, inputs: TrackInputs, *, ray: bool 
     warnings = sum(1 for i in found if i.severity == "warning")
     if warnings:
         summary["warnings"] = warnings
+    if section.drift.active or section.presence_frames:
+        outputs = {r["sequence"]: read_mot(r["txt"]) for r in sorted(ok, key=lambda r: r["sequence"])}
+        if section.presence_frames:
+            summary["presence"] = presence(section, outputs)
+        if section.drift.active:
+            summary["drift"] = _track_drift(run, section.drift, ok, outputs, {j.name: j.frame_rate for j in jobs})
     partials = [r["partial"] for r in ok if "partial" in r]
     if partials:
         metrics = {r["sequence"]: metric_row(summarize(r["partial"])) for r in ok if "partial" in r}
@@ -264,6 +270,56 @@ def run_track(run: Any, section: TrackConfig, inputs: TrackInputs, *, ray: bool 
         summary["errors"] = {r["sequence"]: r["error"] for r in errors}
     run.summary.update(summary)
     return summary
+
+
+def presence(section: TrackConfig, outputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Temporal evidence over the tracker's outputs (``track.presence_frames`` consecutive frames
+    make a track present, ``presence_max_missed`` misses end it): the flicker it removes and what
+    it costs (:mod:`cvray.track.presence`)."""
+    from cvray.track.presence import mot_rows, presence_summary
+
+    rows = [r for seq, mot in outputs.items() for r in mot_rows(mot, seq)]
+    s = presence_summary(rows, n_consecutive=section.presence_frames, max_missed=section.presence_max_missed)
+    keep = ("tracks", "onset_delay_mean", "tracks_never_present", "observed_not_present", "flicker_removed")
+    return {"n_consecutive": section.presence_frames, "max_missed": section.presence_max_missed,
+            "raw_flicker_rate": s["raw"]["flicker_rate"], "present_flicker_rate": s["present"]["flicker_rate"],
+            **{k: s.get(k) for k in keep}}
+
+
+def _track_drift(run: Any, drift: Any, ok: list[dict], outputs: dict[str, np.ndarray],
+                 frame_rates: dict[str, float]) -> dict[str, Any]:
+    """Drift of the tracker's outputs per sequence (the source): confidence, class mix, empty
+    frames, track lifetimes and fragmentation over windows of frames (no image features: the
+    detections are all a det.txt input has)."""
+    from cvray.drift.features import FEATURES
+    from cvray.drift.stream import DriftStream, write_drift
+
+    stream = DriftStream(drift, _drift_reference(drift))
+    nan = np.full(len(FEATURES), np.nan)
+    for r in sorted(ok, key=lambda r: r["sequence"]):
+        rows = outputs[r["sequence"]]
+        fps = frame_rates.get(r["sequence"]) or 30.0
+        by_frame: dict[int, np.ndarray] = {}
+        if len(rows):  # read_mot sorts by frame
+            frames_col, start = np.unique(rows[:, FRAME].astype(int), return_index=True)
+            by_frame = {int(f): part for f, part in zip(frames_col, np.split(rows, start[1:]))}
+        for f in range(1, int(r["frames"]) + 1):
+            fr = by_frame.get(f, np.zeros((0, 10)))
+            stream.add(r["sequence"], f, (f - 1) / fps, nan, None,
+                       {"scores": fr[:, CONF], "labels": fr[:, CLS].astype(int), "track_ids": fr[:, ID].astype(int),
+                        "frame_index": f})
+    return write_drift(run, stream, drift)
+
+
+def check_drift_reference(drift: Any) -> None:
+    """Read ``track.drift.reference`` once before any run exists (InputError naming it)."""
+    _drift_reference(drift)
+
+
+def _drift_reference(drift: Any) -> dict | None:
+    from cvray.predict.workflow import drift_reference
+
+    return drift_reference(drift)
 
 
 def prepare_track_video(predict_section: Any, *, video: str, out: str, model: str,
@@ -310,7 +366,19 @@ def run_track_video(run: Any, section: TrackConfig, inputs: TrackVideoInputs, *,
     predictor = Predictor(ModelFactory(inputs.model), postprocess_cfg=p.postprocess,
                           category_ids=inputs.category_ids)
     run.update(model={"source": inputs.model_source})
+    stream = None
+    if section.drift.active:
+        from cvray.drift.stream import DriftStream
+
+        stream = DriftStream(section.drift, _drift_reference(section.drift))
     summary = track_video(inputs.video, predictor, inputs.out, track_config=section, geometry=p.geometry,
-                          batch_size=p.batch_size, render=True, on_progress=on_progress)
+                          batch_size=p.batch_size, render=True, on_progress=on_progress, drift=stream)
+    if stream is not None:
+        from cvray.drift.stream import write_drift
+
+        summary["drift"] = write_drift(run, stream, section.drift)
+    if section.presence_frames:
+        name = summary["sequence"]
+        summary["presence"] = presence(section, {name: read_mot(storage.join(inputs.out, f"{name}.txt"))})
     run.summary.update(summary)
     return summary
