@@ -110,7 +110,7 @@ def test_policy_file_round_trip_and_refusals(tmp_path):
     with pytest.raises(ValueError, match="no decision policy"):
         read_policy(str(tmp_path / "nowhere"))
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not a policy JSON"):
+    with pytest.raises(ValueError, match="not a decision policy JSON"):
         read_policy(str(tmp_path / "bad.json"))
     (tmp_path / "other.json").write_text(json.dumps({"format": "cvray.calibrator/1"}))
     with pytest.raises(ValueError, match="not a cvray decision policy"):

@@ -43,7 +43,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from cvray.io import storage
+from cvray.io.json_record import read_record, resolve_record_uri
 
 __all__ = ["ABSTAIN", "ACT", "DECISIONS", "FORMAT", "OBSERVE", "POLICY_FILE", "DecisionPolicy",
            "calibrator_sha", "check_score_kind", "choose_policy", "choose_thresholds", "evaluate_policy",
@@ -179,21 +179,13 @@ def policy_record(chosen: dict[str, Any], *, scores: str, iou_thr: float, score_
 
 def resolve_policy_uri(spec: str) -> str:
     """``spec`` is a ``policy.json`` (any ``.json``) or a calibrate run folder holding one."""
-    return spec if spec.lower().endswith(".json") else storage.join(spec.rstrip("/"), POLICY_FILE)
+    return resolve_record_uri(spec, POLICY_FILE)
 
 
 def read_policy(spec: str) -> dict[str, Any]:
     """The record at ``spec`` (a file or a calibrate run); ``ValueError`` naming it when unusable."""
-    uri = resolve_policy_uri(str(spec))
-    if not storage.exists(uri):
-        raise ValueError(f"{spec}: no decision policy ({uri} is missing); give a policy.json or a cvray "
-                         "calibrate run made with --policy")
-    try:
-        rec = storage.read_json(uri)
-    except Exception as exc:  # noqa: BLE001 - unreadable JSON: one line naming the file
-        raise ValueError(f"{uri}: not a policy JSON ({type(exc).__name__}: {exc})") from None
-    if not isinstance(rec, dict) or rec.get("format") != FORMAT:
-        raise ValueError(f"{uri}: not a cvray decision policy (expected format {FORMAT!r})")
+    uri, rec = read_record(spec, POLICY_FILE, what="decision policy", fmt=FORMAT,
+                           hint="give a policy.json or a cvray calibrate run made with --policy")
     try:
         DecisionPolicy(rec)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cvray.io import storage
+from cvray.io.json_record import read_record, resolve_record_uri
 
 __all__ = ["CALIBRATOR_FILE", "FORMAT", "ScoreCalibration", "calibrator_record", "ids_fingerprint",
            "read_calibrator", "resolve_calibrator_uri"]
@@ -47,23 +47,17 @@ def calibrator_record(calibrator, *, method: str, iou_thr: float, score_thr: flo
 
 def resolve_calibrator_uri(spec: str) -> str:
     """``spec`` is a ``calibrator.json`` (any ``.json``) or a calibrate run folder holding one."""
-    return spec if spec.lower().endswith(".json") else storage.join(spec.rstrip("/"), CALIBRATOR_FILE)
+    return resolve_record_uri(spec, CALIBRATOR_FILE)
 
 
 def read_calibrator(spec: str) -> dict[str, Any]:
     """The record at ``spec`` (a file or a calibrate run); ``ValueError`` naming it when unusable."""
     from cvray.calibrate.calibrators import load_calibrator
 
-    uri = resolve_calibrator_uri(spec)
-    if not storage.exists(uri):
-        raise ValueError(f"{spec}: no calibrator ({uri} is missing); give a calibrator.json or a "
-                         "cvray calibrate run folder")
-    try:
-        rec = storage.read_json(uri)
-    except Exception as exc:  # noqa: BLE001 - unreadable JSON: one line naming the file
-        raise ValueError(f"{uri}: not a calibrator JSON ({type(exc).__name__}: {exc})") from None
-    if not isinstance(rec, dict) or rec.get("format") != FORMAT or "calibrator" not in rec:
-        raise ValueError(f"{uri}: not a cvray calibrator (expected format {FORMAT!r})")
+    uri, rec = read_record(spec, CALIBRATOR_FILE, what="calibrator", fmt=FORMAT,
+                           hint="give a calibrator.json or a cvray calibrate run folder")
+    if "calibrator" not in rec:
+        raise ValueError(f"{uri}: not a cvray calibrator (no 'calibrator' entry)")
     try:
         load_calibrator(rec["calibrator"])
     except (ValueError, KeyError, TypeError) as exc:

@@ -76,18 +76,12 @@ def read_reference(spec: str) -> dict[str, dict[str, Any]]:
     ``ValueError`` naming the file when it is missing or not a drift reference."""
     import json
 
-    from cvray.io import storage
+    from cvray.io.json_record import read_record
 
-    uri = spec if spec.lower().endswith(".json") else storage.join(spec.rstrip("/"), REFERENCE_FILE)
-    if not storage.exists(uri):
-        raise ValueError(f"{spec}: no drift reference ({uri} is missing); give a run that was made with "
-                         "--drift, or its drift_reference.json")
-    try:
-        rec = storage.read_json(uri)
-    except Exception as exc:  # noqa: BLE001 - unreadable JSON: one line naming the file
-        raise ValueError(f"{uri}: not a drift reference JSON ({type(exc).__name__}: {exc})") from None
-    if not isinstance(rec, dict) or rec.get("format") != REFERENCE_FORMAT or not isinstance(rec.get("sources"), dict):
-        raise ValueError(f"{uri}: not a cvray drift reference (expected format {REFERENCE_FORMAT!r})")
+    uri, rec = read_record(spec, REFERENCE_FILE, what="drift reference", fmt=REFERENCE_FORMAT,
+                           hint="give a run that was made with --drift, or its drift_reference.json")
+    if not isinstance(rec.get("sources"), dict):
+        raise ValueError(f"{uri}: not a cvray drift reference (no 'sources' entry)")
     try:
         return {str(src): summary_from_json(json.dumps(s)) for src, s in rec["sources"].items()}
     except ValueError as exc:

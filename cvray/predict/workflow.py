@@ -100,10 +100,7 @@ def _policy(spec: str | None, category_ids: list[int] | None, model: str, calibr
         check_score_kind(rec, calibrator)
     except ValueError as exc:
         raise InputError(f"predict.policy: {exc}") from None
-    if category_ids is not None and rec.get("category_ids") and list(rec["category_ids"]) != list(category_ids):
-        raise InputError(f"predict.policy {spec}: chosen for category ids {rec['category_ids']}, the model "
-                         f"{model} predicts {category_ids}")
-    return rec
+    return _for_model(rec, "predict.policy", spec, category_ids, model)
 
 
 def _calibrator(spec: str | None, category_ids: list[int] | None, model: str) -> dict | None:
@@ -116,8 +113,13 @@ def _calibrator(spec: str | None, category_ids: list[int] | None, model: str) ->
         rec = read_calibrator(spec)
     except ValueError as exc:
         raise InputError(f"predict.calibrator: {exc}") from None
+    return _for_model(rec, "predict.calibrator", spec, category_ids, model)
+
+
+def _for_model(rec: dict, key: str, spec: str, category_ids: list[int] | None, model: str) -> dict:
+    """``rec`` when it was made for the model's classes (else its numbers mean nothing)."""
     if category_ids is not None and rec.get("category_ids") and list(rec["category_ids"]) != list(category_ids):
-        raise InputError(f"predict.calibrator {spec}: fitted for category ids {rec['category_ids']}, the model "
+        raise InputError(f"{key} {spec}: made for category ids {rec['category_ids']}, the model "
                          f"{model} predicts {category_ids}")
     return rec
 
