@@ -200,3 +200,22 @@ def test_policy_slices_table_on_synthetic_slices(tmp_path):
     assert all(r["act_rate"] + r["observe_rate"] + r["abstain_rate"] == pytest.approx(1) for r in rows)
     assert out["worst_slice"]["slice"] == "low_light/3" and out["slices"]["test/family:low_light"]["detections"] == 20
     assert out["eval_clean"]["act_precision"] == pytest.approx(0.8)
+
+
+def test_cvray_predict_refuses_a_raw_policy_with_a_calibrator_before_any_run(tmp_path):
+    import subprocess
+    import sys
+
+    from predict_helpers import write_images
+
+    write_images(tmp_path / "in", 1)
+    (tmp_path / "policy.json").write_text(json.dumps(_policy()))
+    (tmp_path / "calibrator.json").write_text(json.dumps(
+        {"format": "cvray.calibrator/1", "calibrator": {"kind": "temperature", "temperature": 2.0}}))
+    p = subprocess.run([sys.executable, "-m", "cvray.cli.main", "predict", "--model", "fasterrcnn",
+                        "--input", str(tmp_path / "in"), "--root", str(tmp_path / "runs"),
+                        "predict.model.num_classes=3", f"predict.policy={tmp_path / 'policy.json'}",
+                        f"predict.calibrator={tmp_path / 'calibrator.json'}"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "chosen on raw scores" in p.stderr and not (tmp_path / "runs").exists(), p.stderr
