@@ -73,6 +73,7 @@ _SECTIONS: dict[str, str] = {
     "robustness": "cvray.robustness.config:RobustnessConfig",
     "calibrate": "cvray.calibrate.config:CalibrateConfig",
     "latency": "cvray.latency.config:LatencyConfig",
+    "export": "cvray.export.config:ExportConfig",
 }
 
 

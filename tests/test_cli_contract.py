@@ -38,6 +38,7 @@ COMMANDS = [
     ["robustness", "--model", "fasterrcnn", "--data", "{tmp}/ds"],
     ["calibrate", "--model", "fasterrcnn", "--data", "{tmp}/ds"],
     ["latency", "--model", "fasterrcnn", "--input", "{tmp}/i"],
+    ["export", "onnx", "--model", "fasterrcnn", "--input", "{tmp}/i"],
     ["runs", "list"],
     ["runs", "show", "x"],
     ["submit", "validate", "{tmp}/a.json", "--images", "{tmp}/i", "--address", "http://127.0.0.1:1"],

@@ -140,7 +140,8 @@ def test_dockerfile_lints_and_runs_as_non_root():
 STAGE_COMMANDS = {"validate": ["validate"], "ingest": ["data", "ingest"], "train": ["train"],
                   "predict": ["predict"], "eval": ["eval"], "track": ["track"], "demo": ["demo"],
                   "tune": ["tune"], "robustness": ["robustness"],
-                  "calibrate": ["calibrate"], "latency": ["latency"]}
+                  "calibrate": ["calibrate"], "latency": ["latency"],
+                  "export": ["export", "onnx"]}
 
 
 @pytest.mark.parametrize("stage", sorted(STAGE_COMMANDS))

@@ -15,7 +15,7 @@ import cvray
 
 ROOT = Path(cvray.__file__).resolve().parent
 DOC = ROOT.parent / "docs" / "architecture.md"
-STAGES = ["data", "validate", "train", "tune", "predict", "evaluate", "track", "robustness", "calibrate", "latency", "submit"]
+STAGES = ["data", "validate", "train", "tune", "predict", "evaluate", "track", "robustness", "calibrate", "latency", "export", "submit"]
 # entry points that live beside the workflow (a sub-stage with its own module)
 EXTRA = {"cvray.track.evaluation": ["run_track_eval"]}
 

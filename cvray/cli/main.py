@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "cvray.cli.robustness",
     "cvray.cli.calibrate",
     "cvray.cli.latency",
+    "cvray.cli.export",
     "cvray.cli.eval",
     "cvray.cli.predict",
     "cvray.cli.report",

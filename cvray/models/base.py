@@ -48,7 +48,14 @@ def _detectron2() -> Backend:
     return Detectron2Backend()
 
 
-BACKENDS: dict[str, Callable[[], Backend]] = {"torchvision": _torchvision, "detectron2": _detectron2}
+def _onnx() -> Backend:
+    from cvray.models.onnx_backend import OnnxBackend
+
+    return OnnxBackend()
+
+
+BACKENDS: dict[str, Callable[[], Backend]] = {"torchvision": _torchvision, "detectron2": _detectron2,
+                                             "onnx": _onnx}
 
 
 def get_backend(name: str) -> Backend:

@@ -27,7 +27,9 @@ class ModelConfig(CvrayModel):
     ``None`` (random init): nothing is ever downloaded unless a URL is given.
     """
 
-    backend: Literal["torchvision", "detectron2"] = "torchvision"
+    # onnx: an exported detector (cvray export onnx) run by onnxruntime; ``weights`` is the .onnx
+    # file, arch / num_classes / min_size say what it is (cvray/models/onnx_backend.py)
+    backend: Literal["torchvision", "detectron2", "onnx"] = "torchvision"
     arch: Arch = "maskrcnn"
     backbone: Backbone = "resnet50_fpn"
     num_classes: int | None = Field(
@@ -96,6 +98,12 @@ class ModelConfig(CvrayModel):
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":
+        if self.backend == "onnx":
+            if not self.weights:
+                raise ValueError("model.backend=onnx needs model.weights (the exported .onnx file)")
+            if self.arch in SEMANTIC_ARCHS:
+                raise ValueError("model.backend=onnx runs exported detection / instance models only")
+            return self
         if self.backend == "detectron2":
             if not self.d2_config:
                 raise ValueError("model.backend=detectron2 needs model.d2_config "

@@ -8,7 +8,10 @@
 * a checkpoint file (``.pt``/``.pth``): loaded into the network ``model_cfg`` describes
   (``predict.model``);
 * an architecture name (``fasterrcnn``, ``maskrcnn``, ``retinanet``, ``fcos``), optionally
-  ``ARCH:BACKBONE``: untrained unless ``model_cfg.weights`` is given.
+  ``ARCH:BACKBONE``: untrained unless ``model_cfg.weights`` is given;
+* a ``cvray export onnx`` run folder/URI (its ``artifacts/export/model.onnx``, run by the ``onnx``
+  backend), ``RUN:int8`` (its ``model.int8.onnx``) or ``RUN:fp32``, or an exported ``.onnx`` file
+  (its architecture and classes from the file's metadata).
 
 Used by ``cvray predict`` and ``cvray track --video``.
 """
@@ -31,10 +34,16 @@ def run_categories(spec: str) -> list[int] | None:
     from cvray.data.coco import DatasetError, load_coco
     from cvray.io import storage
 
+    spec = _export_base(spec)[0]
     man = storage.join(spec, "manifest.json")
     if not storage.exists(man):
         return None
-    ann = (storage.read_json(man).get("dataset") or {}).get("train")
+    manifest = storage.read_json(man)
+    if manifest.get("command") == EXPORT_COMMAND and storage.exists(_export_file(spec, "config")):
+        ids = storage.read_json(_export_file(spec, "config")).get("category_ids")
+        if ids:
+            return sorted(int(i) for i in ids)
+    ann = (manifest.get("dataset") or {}).get("train")
     if not ann:
         return None
     try:
@@ -49,6 +58,9 @@ def resolve_model(spec: str, model_cfg, num_classes: int | None):
     from cvray.models import ModelConfig
 
     updates: dict = {}
+    exported = _resolve_export(spec, model_cfg, num_classes)
+    if exported is not None:
+        return exported
     if storage.exists(storage.join(spec, "manifest.json")):
         manifest = storage.read_json(storage.join(spec, "manifest.json"))
         raw = (manifest.get("config") or {}).get("train", {}).get("model")
@@ -89,8 +101,63 @@ def resolve_model(spec: str, model_cfg, num_classes: int | None):
     return cfg, spec
 
 
+EXPORT_COMMAND = "export onnx"
+_EXPORT_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "config": "model.json"}  # cvray.export.workflow
+
+
+def _export_file(run: str, what: str) -> str:
+    from cvray.io import storage
+
+    return storage.join(run, "artifacts", "export", _EXPORT_FILES[what])
+
+
+def _export_base(spec: str) -> tuple[str, str | None]:
+    """(run, variant) of ``RUN:int8`` / ``RUN:fp32``; (spec, None) otherwise."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and tail in ("fp32", "int8"):
+        return head, tail
+    return spec, None
+
+
+def _resolve_export(spec: str, model_cfg, num_classes: int | None):
+    """(ModelConfig, source) of an export run / ``.onnx`` file on the ``onnx`` backend, else None."""
+    from cvray.io import storage
+    from cvray.models import ModelConfig
+
+    base, variant = _export_base(spec)
+    man = storage.join(base, "manifest.json")
+    if storage.exists(man) and storage.read_json(man).get("command") == EXPORT_COMMAND:
+        path = _export_file(base, variant or "fp32")
+        if not storage.exists(path):
+            hint = " (export with --int8 to have one)" if variant == "int8" else ""
+            raise ModelSpecError(f"--model {spec}: the export run has no {_EXPORT_FILES[variant or 'fp32']}{hint}")
+        raw = storage.read_json(_export_file(base, "config"))["model"]
+        cfg = ModelConfig.model_validate({**raw, "backend": "onnx", "weights": path, "strict_weights": True})
+        return cfg, f"export run {base} ({_EXPORT_FILES[variant or 'fp32']})"
+    if variant is not None and storage.exists(man):
+        raise ModelSpecError(f"--model {spec}: :{variant} names a variant of a cvray export onnx run; "
+                             f"{base} is a {storage.read_json(man).get('command')} run")
+    if not spec.lower().endswith(".onnx"):
+        return None
+    if not storage.exists(spec):
+        raise ModelSpecError(f"--model {spec}: ONNX file not found")
+    from cvray.models.onnx_backend import read_model_config
+
+    raw = read_model_config(spec)
+    if raw is None:  # an ONNX file cvray did not export: predict.model says what it is
+        raw = model_cfg.model_dump()
+        if num_classes is not None and "num_classes" not in (model_cfg.model_fields_set or set()):
+            raw["num_classes"] = num_classes
+    try:
+        cfg = ModelConfig.model_validate({**raw, "backend": "onnx", "weights": spec})
+    except ValueError as exc:
+        raise ModelSpecError(f"--model {spec}: {_one_line(exc)}") from exc
+    return cfg, spec
+
+
 ACCEPTS = ("--model takes a training run folder (RUNS_ROOT/<run id>, with manifest.json and "
-           "checkpoints/), a checkpoint file (.pt/.pth) or an architecture NAME[:BACKBONE]")
+           "checkpoints/), a checkpoint file (.pt/.pth), a cvray export onnx run (RUN, RUN:int8), an .onnx file "
+           "or an architecture NAME[:BACKBONE]")
 
 
 def _check_arch(spec: str, arch: str, backbone: str) -> None:

@@ -52,6 +52,9 @@ RUN_TABLES: dict[str, str] = {
     "robustness": "cvray.robustness.records:ROBUSTNESS_SCHEMA",
     "tracking_robustness": "cvray.robustness.records:TRACKING_ROBUSTNESS_SCHEMA",
     "latency": "cvray.latency.records:LATENCY_SCHEMA",
+    "export_parity": "cvray.export.records:EXPORT_PARITY_SCHEMA",
+    "int8_deltas": "cvray.export.records:INT8_DELTAS_SCHEMA",
+    "int8_tracking_deltas": "cvray.export.records:INT8_TRACKING_DELTAS_SCHEMA",
     # drift: written by cvray predict / cvray track with --drift
     "drift": "cvray.drift.records:DRIFT_SCHEMA",
     "drift_alerts": "cvray.drift.records:DRIFT_ALERTS_SCHEMA",
