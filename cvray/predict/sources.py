@@ -20,10 +20,11 @@ import numpy as np
 from cvray.data.coco import DatasetError, image_records, load_coco, safe_join
 from cvray.data.decode import ImageDecodeError, decode_image
 from cvray.io import storage
+from cvray.io.video import frame_time_s, nominal_fps
 from cvray.runs.errors import InputError as _UserInputError
 
 __all__ = ["IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS", "VIDEO_ID_STRIDE", "InputError", "list_units",
-           "read_unit", "count_video_frames"]
+           "read_unit", "count_video_frames", "video_frame_times"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -45,19 +46,29 @@ def _listed_root(uri: str) -> str:
 
 
 def count_video_frames(uri: str) -> tuple[int, float]:
-    """(frames, fps) of a video, counted by decoding (container counts can lie)."""
+    """(frames, nominal fps) of a video, frames counted by decoding (container counts can lie)."""
+    times, fps = video_frame_times(uri)
+    return len(times), fps
+
+
+def video_frame_times(uri: str) -> tuple[list[float], float]:
+    """(presentation time of every frame in decode order, nominal fps), by decoding the video:
+    the times make a segment's rows exact (a stream with dropped frames has gaps) and check that a
+    seek landed on the frame it asked for."""
     import cv2
 
     with tempfile.TemporaryDirectory() as tmp:
-        cap = cv2.VideoCapture(storage.local_copy(uri, tmp))
+        local = storage.local_copy(uri, tmp)
+        cap = cv2.VideoCapture(local)
         if not cap.isOpened():
-            return 0, 0.0
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        n = 0
+            return [], 0.0
+        cv2_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        fps = nominal_fps(local, cv2_fps)
+        times: list[float] = []
         while cap.grab():
-            n += 1
+            times.append(frame_time_s(cap, len(times), fps))
         cap.release()
-    return n, fps
+    return times, fps
 
 
 def list_units(uri: str, *, images_root: str | None = None, video_stride: int = 1,
@@ -100,7 +111,8 @@ def list_units(uri: str, *, images_root: str | None = None, video_stride: int = 
 def _video_units(videos: list[str], stride: int, segment_frames: int, first_index: int = 0) -> list[dict]:
     units = []
     for v, uri in enumerate(videos, start=first_index):
-        n, fps = count_video_frames(uri)
+        times, fps = video_frame_times(uri)
+        n = len(times)
         if n == 0:
             units.append({"kind": "video", "uri": uri, "file_name": _base(uri), "video_index": v,
                           "start": 0, "stop": 0, "stride": stride, "fps": 0.0,
@@ -109,7 +121,7 @@ def _video_units(videos: list[str], stride: int, segment_frames: int, first_inde
         for s in range(0, n, segment_frames):
             units.append({"kind": "video", "uri": uri, "file_name": _base(uri), "video_index": v,
                           "start": s, "stop": min(n, s + segment_frames), "stride": stride, "fps": fps,
-                          "error": ""})
+                          "times": times[s:s + segment_frames], "error": ""})
     return units
 
 
@@ -142,6 +154,29 @@ def read_unit(unit: dict[str, Any], *, with_bytes: bool = False) -> Iterator[dic
     yield from _read_video_segment(unit)
 
 
+def _open_at(path: str, start: int, start_time: float | None, fps: float):
+    """(capture, first frame or None) positioned at frame ``start`` exactly. A seek
+    (``CAP_PROP_POS_FRAMES``) is taken only when the frame it delivers has ``start``'s
+    presentation time: OpenCV seeks by time at the average rate, so on a stream with dropped
+    frames it lands on another frame while reporting the index asked for. Otherwise the video is
+    decoded from its start."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    if not start:
+        return cap, None
+    if start_time is not None and cap.set(cv2.CAP_PROP_POS_FRAMES, start):
+        got, frame = cap.read()
+        tol = 0.5 / fps if fps else 1e-3
+        if got and abs(frame_time_s(cap, start, fps) - start_time) <= tol:
+            return cap, frame
+    cap.release()
+    cap = cv2.VideoCapture(path)
+    for _ in range(start):
+        cap.grab()
+    return cap, None
+
+
 def _read_video_segment(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
     import cv2
 
@@ -149,9 +184,13 @@ def _read_video_segment(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
     frames = range(unit["start"], unit["stop"], 1)
     wanted = [f for f in frames if f % unit["stride"] == 0]
 
+    times = unit.get("times") or []
+
     def row(f, img, err, rule):
+        k = f - unit["start"]
+        ts = times[k] if 0 <= k < len(times) else (f / unit["fps"] if unit["fps"] else float("nan"))
         return {"image_id": base + f, "file_name": unit["file_name"], "uri": unit["uri"], "frame_index": f,
-                "timestamp_s": f / unit["fps"] if unit["fps"] else float("nan"), "image": img,
+                "timestamp_s": ts, "image": img,
                 "ok": not err, "rule": rule, "error": err}
 
     if unit.get("error"):
@@ -159,18 +198,14 @@ def _read_video_segment(unit: dict[str, Any]) -> Iterator[dict[str, Any]]:
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = storage.local_copy(unit["uri"], tmp)
-        cap = cv2.VideoCapture(path)
-        # seek; if the container cannot seek exactly, decode from the start (frame index must be exact)
-        if unit["start"] and not (cap.set(cv2.CAP_PROP_POS_FRAMES, unit["start"])
-                                  and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == unit["start"]):
-            cap.release()
-            cap = cv2.VideoCapture(path)
-            for _ in range(unit["start"]):
-                cap.grab()
+        cap, first = _open_at(path, unit["start"], times[0] if times else None, unit["fps"])
         f = unit["start"]
         want = set(wanted)
         while f < unit["stop"]:
-            got, frame = cap.read()
+            if first is not None:
+                got, frame, first = True, first, None
+            else:
+                got, frame = cap.read()
             if not got:
                 break
             if f in want:

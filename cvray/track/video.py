@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from cvray.io import storage
+from cvray.io.video import frame_time_s, nominal_fps
 from cvray.track.config import TrackConfig
 from cvray.track.io import write_mot
 from cvray.track.records import Detections, FrameTracks, tracks_to_arrow, tracks_to_mot
@@ -29,18 +30,22 @@ __all__ = ["detect_frames", "iter_video_frames", "track_video", "video_fps"]
 log = logging.getLogger(__name__)
 
 
-def iter_video_frames(path: str):
-    """Yield ``(frame_index 0-based, RGB image)`` in order; raises ValueError when unreadable."""
+def iter_video_frames(path: str, *, timestamps: bool = False):
+    """Yield ``(frame_index 0-based, RGB image)`` in order -- ``(index, image, time_s)`` with
+    ``timestamps`` (the container's presentation time, :func:`cvray.io.video.frame_time_s`);
+    raises ValueError when unreadable."""
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise ValueError(f"{path}: cannot open video")
+    fps = nominal_fps(path, cap.get(cv2.CAP_PROP_FPS)) if timestamps else 0.0
     try:
         i = 0
         while True:
             ok, bgr = cap.read()
             if not ok:
                 break
-            yield i, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            yield (i, rgb, frame_time_s(cap, i, fps)) if timestamps else (i, rgb)
             i += 1
     finally:
         cap.release()
@@ -99,6 +104,9 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
         writer = None
         nan_frames = 0
         batch: list[tuple[int, np.ndarray]] = []
+        times: dict[int, float] = {}  # frame -> the container's presentation time (s)
+        if drift is not None:  # drops are gaps against the rate the stream was made at
+            drift.fps[name] = nominal_fps(local) or fps
 
         def flush() -> None:
             nonlocal writer, nan_frames
@@ -114,7 +122,9 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
                     from cvray.drift.stream import frame_features
 
                     f = frame_features(img)
-                    drift.add(name, i, i / fps if fps else None, f["drift_features"], f["drift_luma"],
+                    t = times.pop(i, float("nan"))
+                    drift.add(name, i, t if np.isfinite(t) else (i / fps if fps else None),
+                              f["drift_features"], f["drift_luma"],
                               {"scores": ft.scores, "labels": ft.classes, "track_ids": ft.ids, "frame_index": i})
                 tmasks = [masks[j] if (masks is not None and j >= 0) else None for j in ft.det_index]
                 frames_json.append({"frame": i + 1, "tracks": [
@@ -137,8 +147,9 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
                 on_progress(len(results), total, nan_frames=nan_frames)
 
         try:
-            for i, img in iter_video_frames(local):
+            for i, img, t in iter_video_frames(local, timestamps=True):
                 batch.append((i, img))
+                times[i] = t
                 if len(batch) >= batch_size:
                     flush()
             if batch:
