@@ -82,27 +82,23 @@ def _cell(v) -> str:
 
 def _print_tables(run) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     con = Console(stderr=True, highlight=False, width=140)
-    t = Table(title="ONNX vs eager (parity, latency ms)", header_style="bold")
-    for c in _PARITY_COLS:
-        t.add_column(c, justify="left" if c == "variant" else "right")
-    for r in run.read_table("export_parity").to_pylist():
-        t.add_row(*[_cell(r[c]) for c in _PARITY_COLS])
-    con.print(t)
-    if "int8_deltas" in run.tables():
-        d = Table(title="FP32 vs INT8 per corruption", header_style="bold")
-        for c in _DELTA_COLS:
-            d.add_column(c, justify="left" if c == "corruption" else "right")
-        for r in run.read_table("int8_deltas").to_pylist():
-            d.add_row(*[_cell(r[c]) for c in _DELTA_COLS])
-        con.print(d)
-    if "int8_tracking_deltas" in run.tables():
-        cols = ("condition", "severity", "fp32_HOTA", "int8_HOTA", "fp32_IDSW", "int8_IDSW", "delta_IDSW")
-        d = Table(title="FP32 vs INT8 tracking per corruption", header_style="bold")
-        for c in cols:
-            d.add_column(c, justify="left" if c == "condition" else "right")
-        for r in run.read_table("int8_tracking_deltas").to_pylist():
-            d.add_row(*[_cell(r[c]) for c in cols])
-        con.print(d)
+    track_cols = ("condition", "severity", "fp32_HOTA", "int8_HOTA", "fp32_IDSW", "int8_IDSW", "delta_IDSW")
+    for table, title, cols in (("export_parity", "ONNX vs eager (parity, latency ms)", _PARITY_COLS),
+                               ("int8_deltas", "FP32 vs INT8 per corruption", _DELTA_COLS),
+                               ("int8_tracking_deltas", "FP32 vs INT8 tracking per corruption", track_cols)):
+        if table in run.tables():
+            con.print(_table(title, cols, run.read_table(table).to_pylist()))
+
+
+def _table(title: str, cols, rows):
+    """A rich table of ``rows`` (dicts) in ``cols``; the first column left-aligned (the label)."""
+    from rich.table import Table
+
+    t = Table(title=title, header_style="bold")
+    for i, c in enumerate(cols):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[_cell(r[c]) for c in cols])
+    return t
