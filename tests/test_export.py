@@ -231,3 +231,32 @@ def test_refusals_exit_2_in_one_line(model, tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and words in err and "Traceback" not in err and len(err.strip().splitlines()) <= 2, (argv, err)
     assert not (tmp_path / "runs").exists()  # refused before any run exists
+
+
+def test_an_unreadable_image_is_an_issue_row_and_the_export_goes_on(model, tmp_path, capsys):
+    """One broken file among the parity images: a row of the issues table naming it, the export
+    done on the others (exit 0); only broken files: one line, exit 2 -- also when the check runs
+    in the Ray task (the worker's InputError reaches the user as itself, not as a RayTaskError)."""
+    import shutil
+
+    from cvray.cli.main import main
+
+    run_uri, root = model
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    for src in sorted((Path(root) / "images" / "val").glob("*.jpg"))[:2]:
+        shutil.copy(src, mixed / src.name)
+    (mixed / "broken.jpg").write_bytes(b"not a jpeg")
+    code = main(["export", "onnx", "--model", run_uri, "--input", str(mixed), "--no-ray", "--json",
+                 "predict.geometry.size=[128,128]", "--root", str(tmp_path / "runs")])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["issues"] == 1 and out["parity_images"] == 2
+    rows = storage.read_table_dir(storage.join(out["run_uri"], "tables", "issues")).to_pylist()
+    assert [(r["stage"], r["severity"], Path(r["file"]).name) for r in rows] == [("export", "error", "broken.jpg")]
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.jpg").write_bytes(b"nope")
+    p = subprocess.run([*CLI, "export", "onnx", "--model", run_uri, "--input", str(bad), "--root",
+                        str(tmp_path / "runs2")], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert p.returncode == 2 and "no readable image" in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]

@@ -18,7 +18,15 @@ def export_on_ray(run, job: dict[str, Any], *, on_progress: Callable[..., None] 
     section = job["section"]
     cpus = float(min(section.threads, max(1, int(ray.cluster_resources().get("CPU", 1)))))
     task = ray.remote(export_all).options(num_cpus=cpus, max_retries=1)
-    res = ray.get(task.remote(run, **job))
+    try:
+        res = ray.get(task.remote(run, **job))
+    except ray.exceptions.RayTaskError as exc:  # a user mistake found on the worker: one line, exit 2
+        from cvray.runs.errors import InputError
+
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, InputError):
+            raise InputError(str(cause)) from None
+        raise
     if on_progress is not None:
         on_progress(1, 1)
     return res

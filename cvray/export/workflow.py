@@ -165,15 +165,23 @@ def prepare_export(section: ExportConfig, predict: Any, *, model: str, input: st
                         seed=int(section.seed if section.seed is not None else seed), dataset=dataset)
 
 
-def read_images(units: list[dict], n: int, geometry) -> tuple[list[int], list[np.ndarray]]:
-    """(image ids, letterboxed uint8 HxWx3) of the first ``n`` readable images of ``units``."""
+def read_images(units: list[dict], n: int, geometry, issues: list | None = None
+                ) -> tuple[list[int], list[np.ndarray]]:
+    """(image ids, letterboxed uint8 HxWx3) of the first ``n`` readable images of ``units``; an
+    unreadable one is passed over and, with ``issues``, appended there as an issue row."""
     from cvray.predict.preprocess import preprocess_row
     from cvray.predict.sources import read_unit
+    from cvray.runs.issues import issue
 
     ids, images = [], []
     for u in units:
         for row in read_unit(u):
             if not row.get("ok"):
+                if issues is not None:
+                    issues.append(issue("export", str(row.get("rule") or "image.unreadable"),
+                                        str(row.get("error") or "unreadable"),
+                                        file=str(row.get("uri") or row.get("file_name")),
+                                        image_id=int(row["image_id"])))
                 continue
             images.append(preprocess_row(row, geometry)["image"])
             ids.append(int(row["image_id"]))
@@ -257,7 +265,8 @@ def export_all(run, *, inputs: ExportInputs, section: ExportConfig, geometry, po
         if on_progress is not None:
             on_progress(done, steps, **info)
 
-    ids, images = read_images(inputs.parity_units, section.parity_images, geometry)
+    skipped: list = []  # unreadable images: rows of the issues table (returned), the export goes on
+    ids, images = read_images(inputs.parity_units, section.parity_images, geometry, skipped)
     if not images:
         raise InputError(f"--input {inputs.input}: no readable image")
     eager = build_model(inputs.model).eval()
@@ -281,7 +290,7 @@ def export_all(run, *, inputs: ExportInputs, section: ExportConfig, geometry, po
     if inputs.int8:
         from cvray.export.quantize import DEFAULT_EXCLUDE, calibration_images, quantize_int8
 
-        cal_ids, cal = read_images(inputs.calibration_units, section.calibration_images, geometry)
+        cal_ids, cal = read_images(inputs.calibration_units, section.calibration_images, geometry, skipped)
         if not cal:
             raise InputError(f"--calibration-data {inputs.calibration}: no readable image")
         conditions = list(calibration_images(cal, corruptions=list(section.calibration_corruptions),
@@ -306,7 +315,7 @@ def export_all(run, *, inputs: ExportInputs, section: ExportConfig, geometry, po
               "source": inputs.model_source, "variants": sorted(k for k in uris)}
     run.write_artifact(f"export/{ARTIFACTS['config']}", json.dumps(config, indent=2).encode())
     result: dict[str, Any] = {"parity": rows, "artifacts": uris, "quantization": quant, "export_s": round(export_s, 2),
-                              "parity_image_ids": ids,
+                              "parity_image_ids": ids, "issues": skipped,
                               "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
                                            "onnxruntime": onnxruntime.__version__},
                               "input_size": [int(images[0].shape[0]), int(images[0].shape[1])]}
@@ -360,6 +369,7 @@ def run_export(run, section: ExportConfig, inputs: ExportInputs, *, ray: bool = 
         res = export_on_ray(run, job, on_progress=on_progress)
     else:
         res = export_all(run, **job, on_progress=on_progress)
+    run.add_issues(res.get("issues") or [])
     run.write_table("export_parity", parity_table(res["parity"]))
     if "deltas" in res:
         run.write_table("int8_deltas", rows_table(res["deltas"], INT8_DELTAS_SCHEMA))
@@ -379,6 +389,7 @@ def run_export(run, section: ExportConfig, inputs: ExportInputs, *, ray: bool = 
         "onnx": res["artifacts"]["fp32"], **({"onnx_int8": res["artifacts"]["int8"]} if "int8" in res["artifacts"] else {}),
         "parity_images": res["parity"][0]["images"], "input_size": res["input_size"], "export_s": res["export_s"],
         "passed": all(r["passed"] for r in res["parity"]), "parity": parity,
+        "issues": len(res.get("issues") or []),
         "versions": res["versions"], "wall_s": round(time.perf_counter() - t0, 2),
     }
     if res["quantization"]:
