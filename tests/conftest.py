@@ -45,6 +45,15 @@ def dev(shared_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def cpu_test_model(tmp_path_factory) -> tuple[str, str]:
+    """(train run URI, COCO root): the robustness / calibrate / export tests' small trained model
+    (tests/robustness_helpers.py), trained once per session; those tests only read it."""
+    from tests.robustness_helpers import trained_model
+
+    return trained_model(tmp_path_factory.mktemp("cpu-test-model"))
+
+
+@pytest.fixture(scope="session")
 def ray_session(s3_server):
     """One real local Ray for the whole test session (started lazily, shut down at the end).
 

@@ -18,7 +18,6 @@ import pytest
 from cvray.cli.main import main
 from cvray.io import storage
 from cvray.runs import list_runs
-from tests.robustness_helpers import trained_model
 
 
 def _table(run_uri: str, name: str) -> list[dict]:
@@ -37,8 +36,8 @@ def _cli(argv: list[str]) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return trained_model(tmp_path_factory.mktemp("calibrate-model"))
+def model(cpu_test_model):
+    return cpu_test_model
 
 
 CALIBRATE = ["--corruptions", "gaussian_noise", "--severities", "1,5", "calibrate.score_thr=0.1", "--method", "all"]

@@ -16,7 +16,6 @@ import torch
 
 from cvray.io import storage
 from cvray.predict.options import GeometryConfig
-from tests.robustness_helpers import trained_model
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "cvray.cli.main"]
@@ -24,8 +23,8 @@ GEOMETRY = GeometryConfig(size=(128, 128))
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return trained_model(tmp_path_factory.mktemp("export-model"))
+def model(cpu_test_model):
+    return cpu_test_model
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from cvray.io import storage
-from tests.robustness_helpers import trained_model
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "cvray.cli.main"]
@@ -25,8 +24,8 @@ def _table(run_uri: str, name: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory):
-    return trained_model(tmp_path_factory.mktemp("robustness-model"))
+def model(cpu_test_model):
+    return cpu_test_model
 
 
 def test_suite_end_to_end_two_workers(model, tmp_path):
