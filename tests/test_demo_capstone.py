@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 def test_demo_trains_then_detects_segments_and_tracks(ray_session, tmp_path, capsys):
     root = str(tmp_path / "runs")
-    assert main(["demo", "--config", "configs/demo_maskrcnn_cpu.yaml", "--root", root, "--images", "24",
+    # no --config: as `make demo` runs it (the preset comes from cvray.train.demo)
+    assert main(["demo", "--root", root, "--images", "24",
                  "--videos", "1", "synth.frames=8", "train.max_iter=30", "train.eval_period=30",
                  "train.checkpoint_period=30", "--json"]) == 0
     s = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -45,3 +46,15 @@ def test_demo_trains_then_detects_segments_and_tracks(ray_session, tmp_path, cap
     page = open(s["report"], encoding="utf-8").read()
     assert "learning curves" in page and "Detect → segment → track" in page and seq["sequence"] in page
     assert "Robustness (9 cells" in page
+    # the manifest records what was trained (the CPU preset, not the library default), so the
+    # demo run is a model: --model DEMO_RUN builds that network and loads its checkpoint strictly
+    from cvray.models import build_model
+    from cvray.predict.config import PredictConfig
+    from cvray.predict.model_spec import resolve_model
+
+    manifest = json.load(open(os.path.join(s["run_uri"], "manifest.json")))
+    assert manifest["config"]["train"]["model"]["backbone"] == "small_resnet_fpn"
+    assert manifest["config"]["train"]["max_iter"] == 30
+    cfg, source = resolve_model(s["run_uri"], PredictConfig().model, 6)
+    assert cfg.backbone == "small_resnet_fpn" and "best.pt" in source
+    build_model(cfg)  # strict load: raises on any shape / key mismatch

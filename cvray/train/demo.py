@@ -48,6 +48,9 @@ def demo_train(run: Any, cfg: Any, synth: dict, *, on_progress=None) -> dict[str
     from cvray.train.workflow import TrainInputs, run_train
 
     tcfg = demo_train_config(cfg)
+    # the manifest's train section is what was trained (the preset + the user's train.*), so the
+    # run is a model for predict / track / export like any training run
+    run.update(config={**(run.manifest.get("config") or {}), "train": tcfg.model_dump(mode="json")})
     t0 = time.perf_counter()
     s = run_train(run, tcfg, TrainInputs(synth["coco_root"], seed=cfg.seed), ray=True, on_progress=on_progress)
     seconds = time.perf_counter() - t0
