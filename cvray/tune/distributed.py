@@ -271,9 +271,36 @@ class _Progress(tune.Callback):
         self._emit(trials)
 
 
+def _pbt_class():
+    from ray.tune.schedulers import PopulationBasedTraining, TrialScheduler
+
+    class FinalReportPBT(PopulationBasedTraining):
+        """Ray's PBT that never exploits (nor checkpoints for exploiting) on a trial's final report
+        (``iteration >= max_iter``). Ray would otherwise restart a finished trial from a donor's
+        weights with nothing left to train, so its last result became a copy of the donor's; and a
+        donor's final checkpoint, handed to a trial exploited earlier, left it nothing to train
+        either. The final score still counts in the quantiles."""
+
+        def __init__(self, max_iter: int, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self._final_time = max_iter
+
+        def on_trial_result(self, tune_controller, trial, result):
+            t = result.get(self._time_attr)
+            if t is not None and t >= self._final_time and self._metric in result and trial in self._trial_state:
+                self._save_trial_state(self._trial_state[trial], t, result, trial)
+                return TrialScheduler.CONTINUE
+            return super().on_trial_result(tune_controller, trial, result)
+
+    return FinalReportPBT
+
+
+def _PBT(max_iter: int, **kwargs):
+    return _pbt_class()(max_iter, **kwargs)
+
+
 def _scheduler(section: TuneConfig, metric: str, max_iter: int, grace: int, period: int):
-    from ray.tune.schedulers import (ASHAScheduler, FIFOScheduler, HyperBandScheduler,
-                                     PopulationBasedTraining)
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
 
     if section.scheduler == "asha":
         return ASHAScheduler(time_attr="iteration", max_t=max_iter, grace_period=grace,
@@ -289,8 +316,8 @@ def _scheduler(section: TuneConfig, metric: str, max_iter: int, grace: int, peri
         items = dict(section.spec_items())
         keys = [m[len("train."):] if m.startswith("train.") else m for m in (section.pbt.mutations or [])]
         keys = keys or [k for k in items if k.split(".")[0] in ("optim", "augment")] or list(items)
-        return PopulationBasedTraining(
-            time_attr="iteration", perturbation_interval=section.pbt.perturbation_interval or period,
+        return _PBT(
+            max_iter, time_attr="iteration", perturbation_interval=section.pbt.perturbation_interval or period,
             hyperparam_mutations={k: domain(items[k]) for k in keys},
             quantile_fraction=section.pbt.quantile_fraction,
             resample_probability=section.pbt.resample_probability)
