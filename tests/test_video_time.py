@@ -35,7 +35,7 @@ def _which(image):
 
 
 def _write(path, pts):
-    av = pytest.importorskip("av")
+    import av  # PyAV is a core dependency (pyproject)
     out = av.open(str(path), "w")
     stream = out.add_stream("mpeg4", rate=FPS)
     stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"

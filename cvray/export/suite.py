@@ -103,6 +103,15 @@ def _rpc(rows: list[dict], variant: str, metric: str = "bbox_AP") -> dict[str, f
         "_mPC": s["mPC"], "_rPC": s["rPC"], "_P": s["P"]}
 
 
+def _pairs(rows: list[dict], cell: str, a: str, b: str):
+    """``(cell name, severity, row of variant a, row of variant b)`` for every cell both ran, in
+    the order variant ``a``'s rows came."""
+    by = {(r["variant"], r[cell], int(r["severity"])): r for r in rows}
+    for (variant, name, sev), ra in by.items():
+        if variant == a and (b, name, sev) in by:
+            yield name, sev, ra, by[(b, name, sev)]
+
+
 def _delta(a, b):
     return (b - a) if a is not None and b is not None else None
 
@@ -111,13 +120,9 @@ def delta_rows(rows: list[dict], *, model: str, seed: int, a: str = "fp32", b: s
     """``int8_deltas`` rows (variant ``b`` - variant ``a`` per cell) and the suite's summary."""
     from cvray.export.records import DELTA_METRICS
 
-    by = {(r["variant"], r["corruption"], int(r["severity"])): r for r in rows}
     rpc = {v: _rpc(rows, v) for v in (a, b)}
     out = []
-    for (variant, name, sev), ra in by.items():
-        if variant != a or (b, name, sev) not in by:
-            continue
-        rb = by[(b, name, sev)]
+    for name, sev, ra, rb in _pairs(rows, "corruption", a, b):
         row = {"model": model, "corruption": name, "family": ra["family"], "severity": sev, "seed": seed,
                "images": ra["images"], "fp32_detections": ra["detections"], "int8_detections": rb["detections"]}
         for stem, key in DELTA_METRICS:
@@ -174,12 +179,8 @@ def tracking_deltas(rows: list[dict], *, model: str, seed: int, a: str = "fp32",
     """``int8_tracking_deltas`` rows and their summary (mean IDSW delta over corrupted cells)."""
     from cvray.export.records import TRACK_METRICS
 
-    by = {(r["variant"], r["condition"], int(r["severity"])): r for r in rows}
     out = []
-    for (variant, name, sev), ra in by.items():
-        if variant != a or (b, name, sev) not in by:
-            continue
-        rb = by[(b, name, sev)]
+    for name, sev, ra, rb in _pairs(rows, "condition", a, b):
         row = {"model": model, "condition": name, "family": ra["family"], "severity": sev, "seed": seed,
                "sequences": ra["sequences"], "frames": ra["frames"]}
         for m in (*TRACK_METRICS, "IDSW"):

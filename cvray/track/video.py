@@ -30,14 +30,16 @@ __all__ = ["detect_frames", "iter_video_frames", "track_video", "video_fps"]
 log = logging.getLogger(__name__)
 
 
-def iter_video_frames(path: str, *, timestamps: bool = False):
+def iter_video_frames(path: str, *, timestamps: bool = False, fps: float | None = None):
     """Yield ``(frame_index 0-based, RGB image)`` in order -- ``(index, image, time_s)`` with
     ``timestamps`` (the container's presentation time, :func:`cvray.io.video.frame_time_s`);
+    ``fps``: the nominal rate when the caller has it (the fallback time is index / fps);
     raises ValueError when unreadable."""
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise ValueError(f"{path}: cannot open video")
-    fps = nominal_fps(path, cap.get(cv2.CAP_PROP_FPS)) if timestamps else 0.0
+    if timestamps and not fps:
+        fps = nominal_fps(path, cap.get(cv2.CAP_PROP_FPS))
     try:
         i = 0
         while True:
@@ -105,8 +107,9 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
         nan_frames = 0
         batch: list[tuple[int, np.ndarray]] = []
         times: dict[int, float] = {}  # frame -> the container's presentation time (s)
-        if drift is not None:  # drops are gaps against the rate the stream was made at
-            drift.fps[name] = nominal_fps(local) or fps
+        nominal = nominal_fps(local) or fps  # drops are gaps against the rate the stream was made at
+        if drift is not None:
+            drift.fps[name] = nominal
 
         def flush() -> None:
             nonlocal writer, nan_frames
@@ -147,7 +150,7 @@ def track_video(video: str, predictor, out_uri: str, *, track_config: TrackConfi
                 on_progress(len(results), total, nan_frames=nan_frames)
 
         try:
-            for i, img, t in iter_video_frames(local, timestamps=True):
+            for i, img, t in iter_video_frames(local, timestamps=True, fps=nominal):
                 batch.append((i, img))
                 times[i] = t
                 if len(batch) >= batch_size:
