@@ -68,8 +68,8 @@ def ray_head(num_cpus: int = 1, env_extra: dict | None = None) -> Iterator[dict]
                "tmp": ray_tmp}
     finally:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            os.killpg(proc.pid, signal.SIGTERM)  # `ray start --block` never exits on it by itself:
+            proc.wait(timeout=5)  # what is left is killed below (the teardown took 30 s for nothing)
         except (subprocess.TimeoutExpired, ProcessLookupError):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
