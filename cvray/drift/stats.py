@@ -24,7 +24,6 @@ import math
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy import stats as _st
 
 __all__ = ["PSI_STABLE", "PSI_SIGNIFICANT", "PSI_BINS", "PSI_EPS", "KS_PVALUE", "psi_level",
            "psi_from_proportions", "quantile_edges", "bin_counts", "psi", "psi_categorical", "ks",
@@ -107,6 +106,8 @@ def psi_categorical(reference: Mapping[object, float], current: Mapping[object, 
 
 def ks(reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray) -> tuple[float, float]:
     """Two-sided two-sample KS ``(statistic, p-value)`` of the finite values (scipy ``ks_2samp``)."""
+    from scipy import stats as _st  # here, not at import: every cvray command's config loads this module
+
     res = _st.ks_2samp(_finite(reference, "reference"), _finite(current, "current"))
     return float(res.statistic), float(res.pvalue)
 
