@@ -391,3 +391,17 @@ def test_track_fragmentation_is_compared_per_track():
         "reference_stat", "current_stat", "psi", "psi_level", "ks_statistic", "ks_pvalue", "psi_noise_floor",
         "shifted", "ks_shifted", "note"}
     assert rows[(1, "mean_luma")]["note"] is None and rows[(1, "mean_luma")]["psi"] == pytest.approx(0.0)
+
+
+def test_loading_the_config_does_not_import_scipy_stats():
+    """Every cvray command loads the config, whose predict / track sections use cvray.drift.stats'
+    thresholds; scipy.stats (0.65 s of import) must wait for ``ks`` (a refusal took 3.0 s, not 2.0)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from cvray.config import load_config; load_config(None); "
+            "print('cvray.drift.stats' in sys.modules, 'scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"], out.stdout
+    assert ks([0.0, 1.0, 2.0], [0.0, 1.0, 2.0])[1] == pytest.approx(1.0)  # imported when used
